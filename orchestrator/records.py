@@ -1,0 +1,75 @@
+"""Frozen records shared by every layer: what a run is (`RunSpec`) and what came of it (`RunResult`).
+
+Only the scheduler and tracker adapters talk to Ray or MLflow; everything else passes these plain values around.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+# Final statuses, spelled as MLflow spells them so they can be stored without translation.
+FINISHED = "FINISHED"
+FAILED = "FAILED"
+KILLED = "KILLED"
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one run holds while it runs."""
+
+    # GPUs: a fraction (0.25, 0.5) packs runs onto one device; an integer >= 1 gives whole devices.
+    gpus: float = 0.0
+    # Logical CPUs reserved for the run.
+    cpus: float = 1.0
+    # Memory reserved for the run, in bytes (None: no reservation).
+    memory_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One fully resolved run of a sweep."""
+
+    # Stable hash of the resolved job config; the identity used for resume and dedup.
+    run_key: str
+    # Resolved job config (plain dict, `_target_` included).
+    job: Mapping[str, Any]
+    # Resources the run asks for.
+    resources: Resources
+    # Human-readable name built from the parameters that vary across the sweep.
+    name: str
+    # The swept values for this run, by config path (e.g. {"job.lr": 0.001}).
+    varied: Mapping[str, Any] = field(default_factory=dict)
+    # Attempt number, starting at 1.
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """One logged value of a curve."""
+
+    key: str
+    value: float
+    step: int
+    timestamp_ms: int
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What an executor reports back when a run ends, successfully or not."""
+
+    run_key: str
+    # FINISHED or FAILED (KILLED is decided by the driver, never by the job).
+    status: str
+    # Final metrics returned by the job (plus what the executor measured, e.g. wall_s).
+    metrics: Mapping[str, float]
+    # Curve points not yet streamed when the run ended.
+    curve_tail: tuple[CurvePoint, ...] = ()
+    # Executor-side facts: node, device, pid, ...
+    tags: Mapping[str, str] = field(default_factory=dict)
+    # Exception type and message, and the traceback, when the job raised.
+    error: str | None = None
+    traceback: str | None = None
+    started_at_ms: int = 0
+    ended_at_ms: int = 0
+    attempt: int = 1
