@@ -18,8 +18,9 @@ KILLED = "KILLED"
 class Resources:
     """What one run holds while it runs."""
 
-    # GPUs: a fraction (0.25, 0.5) packs runs onto one device; an integer >= 1 gives whole devices.
-    gpus: float = 0.0
+    # GPUs: a fraction (0.25, 0.5) packs runs onto one device; an integer >= 1 gives whole devices; None is "auto"
+    # (one GPU where the cluster has GPUs, none where it has none), settled when the cluster is known.
+    gpus: float | None = None
     # Logical CPUs reserved for the run.
     cpus: float = 1.0
     # Memory reserved for the run, in bytes (None: no reservation).

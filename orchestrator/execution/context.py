@@ -20,7 +20,7 @@ class JobContext:
 
     def __init__(
         self,
-        device: str = "cpu",
+        device: str | None = None,
         gpu_ids: Sequence[str] = (),
         run_key: str = "local",
         attempt: int = 1,
@@ -28,8 +28,7 @@ class JobContext:
         flush_interval_s: float = 1.0,
         flush_points: int = 500,
     ) -> None:
-        # Torch device string for the run: "cuda" when it holds GPUs and CUDA is usable, else "cpu".
-        self.device = device
+        self._device = device
         # The GPU ids the scheduler assigned (as in CUDA_VISIBLE_DEVICES).
         self.gpu_ids = tuple(gpu_ids)
         self.run_key = run_key
@@ -43,6 +42,20 @@ class JobContext:
         self._flush_points = flush_points
         self._last_flush = time.monotonic()
         self._auto_step: dict[str, int] = {}
+
+    @property
+    def device(self) -> str:
+        """Torch device for the run: "cuda" when it holds GPUs and CUDA is usable, else "cpu".
+
+        Decided on first use, so jobs that never ask do not import torch.
+        """
+        if self._device is None:
+            self._device = "cpu"
+            if self.gpu_ids:
+                import torch
+
+                self._device = "cuda" if torch.cuda.is_available() else "cpu"
+        return self._device
 
     def log(self, step: int | None = None, **metrics: float) -> None:
         """Record one point of each named curve at `step` (default: one past that curve's last step)."""

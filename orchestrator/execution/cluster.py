@@ -1,0 +1,106 @@
+"""Connect to Ray (embedded or an existing cluster) and check that runs can ever be placed.
+
+This is the only module that starts or joins Ray; what it learns is returned as a plain `ClusterInfo`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from orchestrator.errors import InfeasibleResourcesError
+from orchestrator.records import Resources
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    node_id: str
+    address: str
+    gpus: float
+    cpus: float
+    memory_bytes: float
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    nodes: tuple[NodeInfo, ...]
+
+    @property
+    def total_gpus(self) -> float:
+        return sum(n.gpus for n in self.nodes)
+
+    @property
+    def total_cpus(self) -> float:
+        return sum(n.cpus for n in self.nodes)
+
+
+def _local_init_args(cluster: Mapping[str, Any]) -> dict[str, Any]:
+    num_gpus = cluster.get("num_gpus")
+    num_cpus = cluster.get("num_cpus")
+    if num_cpus is None and num_gpus:
+        # Logical GPUs on a small machine: give each declared GPU at least one logical CPU so runs can be packed.
+        num_cpus = max(os.cpu_count() or 1, int(num_gpus))
+    return {"num_gpus": num_gpus, "num_cpus": num_cpus, "include_dashboard": bool(cluster.get("include_dashboard")),
+            "dashboard_host": "127.0.0.1"}
+
+
+def connect(cluster: Mapping[str, Any]) -> ClusterInfo:
+    """Start the embedded Ray (or join `cluster.address`) unless this process is already connected."""
+    import ray
+
+    if not ray.is_initialized():
+        address = cluster.get("address")
+        kwargs = _local_init_args(cluster) if address is None else {"address": address}
+        ray.init(log_to_driver=True, logging_level="WARNING", configure_logging=True, **kwargs)
+    return describe(ray.nodes())
+
+
+def describe(nodes: Iterable[Mapping[str, Any]]) -> ClusterInfo:
+    """ClusterInfo of the alive nodes in `ray.nodes()` output."""
+    alive = []
+    for node in nodes:
+        if not node.get("Alive"):
+            continue
+        res = node.get("Resources", {})
+        alive.append(NodeInfo(node["NodeID"], node.get("NodeManagerAddress", "?"), res.get("GPU", 0.0),
+                              res.get("CPU", 0.0), res.get("memory", 0.0)))
+    return ClusterInfo(tuple(alive))
+
+
+def fits(resources: Resources, node: NodeInfo) -> bool:
+    gpus = resources.gpus or 0.0
+    need_gpu = gpus if gpus >= 1 else (1.0 if gpus > 0 else 0.0)
+    memory = resources.memory_bytes or 0
+    return node.gpus >= need_gpu and node.cpus >= resources.cpus and node.memory_bytes >= memory
+
+
+def check_feasible(resources: Resources, info: ClusterInfo) -> None:
+    """Raise at once, before any run starts, when no node could ever hold one run of this shape."""
+    if any(fits(resources, node) for node in info.nodes):
+        return
+    largest = max(info.nodes, key=lambda n: (n.gpus, n.cpus), default=None)
+    have = "no alive nodes" if largest is None else (
+        f"the largest node has {largest.gpus:g} GPUs, {largest.cpus:g} CPUs, {largest.memory_bytes / 1024**3:.1f} GiB")
+    raise InfeasibleResourcesError(
+        "resources",
+        f"a run asks for gpus={resources.gpus:g}, cpus={resources.cpus:g}"
+        + (f", memory_gb={resources.memory_bytes / 1024**3:g}" if resources.memory_bytes else "")
+        + f" but no node can ever provide that ({have}). Lower the request or add a larger node"
+        + " (cluster.num_gpus declares logical GPUs for the embedded Ray).",
+    )
+
+
+def capacity(resources: Resources, info: ClusterInfo) -> int:
+    """How many runs of this shape fit on the cluster at once."""
+    total = 0
+    for node in info.nodes:
+        limits = []
+        if resources.gpus:
+            limits.append(int(node.gpus // resources.gpus + 1e-9))
+        if resources.cpus:
+            limits.append(int(node.cpus // resources.cpus + 1e-9))
+        if resources.memory_bytes:
+            limits.append(int(node.memory_bytes // resources.memory_bytes))
+        total += min(limits) if limits else 64
+    return total

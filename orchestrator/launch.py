@@ -1,0 +1,151 @@
+"""One launch of a sweep: plan, check, skip what is done, run the rest on Ray, track it all in MLflow.
+
+Order matters: every config and resource error is raised before the tracking store is opened, so bad input leaves
+MLflow untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+
+from orchestrator.errors import ConfigError
+from orchestrator.execution.cluster import ClusterInfo, check_feasible, connect
+from orchestrator.execution.scheduler import RunEvents, Scheduler, SchedulerOptions
+from orchestrator.records import FAILED, FINISHED, KILLED, CurvePoint, RunResult, RunSpec
+from orchestrator.sweep.expand import SweepPlan, plan_sweep
+from orchestrator.sweep.resources import settle_gpus
+from orchestrator.tracking.store import MlflowStore
+from orchestrator.tracking.writer import TrackingWriter
+
+
+@dataclass(frozen=True)
+class LaunchSummary:
+    """What a launch did, for the CLI's table and exit status."""
+
+    sweep: str
+    tracking_uri: str
+    experiment_id: str | None
+    parent_run_id: str | None
+    planned: int
+    skipped: int
+    results: dict[str, RunResult] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
+    tracking_errors: tuple[str, ...] = ()
+    wall_s: float = 0.0
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.results.values() if r.status == status)
+
+    @property
+    def failed(self) -> list[RunResult]:
+        return [r for r in self.results.values() if r.status != FINISHED]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.tracking_errors
+
+
+class Fanout:
+    """Send each scheduler event to several listeners (tracker, progress display, result collector)."""
+
+    def __init__(self, *listeners: Any) -> None:
+        self.listeners = listeners
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return lambda *args: [getattr(x, name)(*args) for x in self.listeners if hasattr(x, name)]
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.results: dict[str, RunResult] = {}
+
+    def on_end(self, result: RunResult) -> None:
+        self.results[result.run_key] = result
+
+
+def scheduler_options(cfg: DictConfig) -> SchedulerOptions:
+    ex = cfg.get("execution", {})
+    retries = ex.get("retries", 0)
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ConfigError("execution.retries", f"expected a whole number >= 0, got {retries!r}")
+    max_concurrent = ex.get("max_concurrent")
+    if max_concurrent is not None and (not isinstance(max_concurrent, int) or max_concurrent < 1):
+        raise ConfigError("execution.max_concurrent", f"expected null or a whole number >= 1, got {max_concurrent!r}")
+    flush = float(ex.get("flush_interval_s", 1.0))
+    if flush <= 0:
+        raise ConfigError("execution.flush_interval_s", f"expected a positive number of seconds, got {flush:g}")
+    runtime_env = None
+    if cfg.cluster.get("address") is None:
+        # The embedded Ray runs on this machine: let executors import jobs from where the user launched.
+        path = os.pathsep.join(p for p in [os.getcwd(), os.environ.get("PYTHONPATH", "")] if p)
+        runtime_env = {"env_vars": {"PYTHONPATH": path}}
+    return SchedulerOptions(retries, bool(ex.get("isolate", False)), max_concurrent, flush, runtime_env)
+
+
+def bind(plan: SweepPlan, info: ClusterInfo) -> SweepPlan:
+    """Settle gpus=auto against the cluster and fail fast on requests no node can hold."""
+    runs = tuple(replace(r, resources=settle_gpus(r.resources, info.total_gpus)) for r in plan.runs)
+    for shape in {r.resources for r in runs}:
+        check_feasible(shape, info)
+    return replace(plan, runs=runs)
+
+
+def todo(plan: SweepPlan, statuses: dict[str, str], rerun_failed: bool) -> list[RunSpec]:
+    """Runs still to do: never a FINISHED run_key; FAILED/KILLED ones only with rerun_failed."""
+    def wanted(spec: RunSpec) -> bool:
+        status = statuses.get(spec.run_key)
+        return status is None or (status != FINISHED and (rerun_failed or status == "RUNNING"))
+
+    return [spec for spec in plan.runs if wanted(spec)]
+
+
+def _parent_params(cfg: DictConfig, plan: SweepPlan) -> dict[str, Any]:
+    return {"sweep.kind": plan.kind, "sweep.runs": len(plan.runs), "sweep.varied": ",".join(plan.varied),
+            "job._target_": cfg.job.get("_target_"), "cluster.address": cfg.cluster.get("address")}
+
+
+def launch(cfg: DictConfig, events: RunEvents | None = None,
+           should_stop: Callable[[], bool] = lambda: False,
+           on_plan: Callable[[SweepPlan, int], None] | None = None) -> LaunchSummary:
+    """Run the sweep described by the composed config; returns when every run has ended (or the launch stopped)."""
+    started = time.monotonic()
+    plan = plan_sweep(cfg)
+    options = scheduler_options(cfg)
+    uri = str(cfg.tracking.uri)
+    info = connect(cfg.cluster)
+    plan = bind(plan, info)
+    store = MlflowStore(uri, plan.name)
+    specs = todo(plan, store.statuses(), bool(cfg.execution.get("rerun_failed", False)))
+    skipped = len(plan.runs) - len(specs)
+    if on_plan is not None:
+        on_plan(plan, skipped)
+    if not specs:
+        return LaunchSummary(plan.name, uri, store.experiment_id(), None, len(plan.runs), skipped)
+    parent_id = store.create_parent(f"launch {time.strftime('%Y-%m-%d %H:%M:%S')}", _parent_params(cfg, plan),
+                                    {"sweep": plan.name})
+    store.log_text(parent_id, OmegaConf.to_yaml(cfg), "config.yaml")
+    if plan.dropped:
+        dropped = [{"point": d.point, "reason": d.reason} for d in plan.dropped]
+        store.log_text(parent_id, json.dumps(dropped, indent=1, default=str), "dropped_cells.json")
+    writer = TrackingWriter(store, parent_id, plan.name)
+    collector = Collector()
+    status = KILLED
+    try:
+        Scheduler(info, Fanout(writer, collector, *( [events] if events else [])), options).run(specs, should_stop)
+        status = FINISHED if all(r.status == FINISHED for r in collector.results.values()) else FAILED
+    finally:
+        writer.close()
+        counts = {s: sum(1 for r in collector.results.values() if r.status == s) for s in (FINISHED, FAILED, KILLED)}
+        store.end_parent(parent_id, status, {"runs_planned": len(plan.runs), "runs_skipped": skipped,
+                                             "runs_finished": counts[FINISHED], "runs_failed": counts[FAILED],
+                                             "runs_killed": counts[KILLED], "wall_s": time.monotonic() - started},
+                         {"status": status})
+    return LaunchSummary(plan.name, uri, store.experiment_id(), parent_id, len(plan.runs), skipped,
+                         collector.results, {s.run_key: s.name for s in specs}, tuple(writer.errors),
+                         time.monotonic() - started)
