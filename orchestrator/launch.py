@@ -33,7 +33,9 @@ class LaunchSummary:
     experiment_id: str | None
     parent_run_id: str | None
     planned: int
+    # Runs not started because an earlier launch finished them, or (without --rerun-failed) saw them fail.
     skipped: int
+    skipped_failed: int = 0
     results: dict[str, RunResult] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)
     tracking_errors: tuple[str, ...] = ()
@@ -97,10 +99,10 @@ def bind(plan: SweepPlan, info: ClusterInfo) -> SweepPlan:
 
 
 def todo(plan: SweepPlan, statuses: dict[str, str], rerun_failed: bool) -> list[RunSpec]:
-    """Runs still to do: never a FINISHED run_key; FAILED/KILLED ones only with rerun_failed."""
+    """Runs still to do: never a FINISHED run_key; a FAILED one only with rerun_failed; interrupted ones always."""
     def wanted(spec: RunSpec) -> bool:
         status = statuses.get(spec.run_key)
-        return status is None or (status != FINISHED and (rerun_failed or status == "RUNNING"))
+        return status != FINISHED and (status != FAILED or rerun_failed)
 
     return [spec for spec in plan.runs if wanted(spec)]
 
@@ -112,7 +114,7 @@ def _parent_params(cfg: DictConfig, plan: SweepPlan) -> dict[str, Any]:
 
 def launch(cfg: DictConfig, events: RunEvents | None = None,
            should_stop: Callable[[], bool] = lambda: False,
-           on_plan: Callable[[SweepPlan, int], None] | None = None) -> LaunchSummary:
+           on_plan: Callable[[SweepPlan, int, int], None] | None = None) -> LaunchSummary:
     """Run the sweep described by the composed config; returns when every run has ended (or the launch stopped)."""
     started = time.monotonic()
     plan = plan_sweep(cfg)
@@ -121,12 +123,15 @@ def launch(cfg: DictConfig, events: RunEvents | None = None,
     info = connect(cfg.cluster)
     plan = bind(plan, info)
     store = MlflowStore(uri, plan.name)
-    specs = todo(plan, store.statuses(), bool(cfg.execution.get("rerun_failed", False)))
+    statuses = store.statuses()
+    specs = todo(plan, statuses, bool(cfg.execution.get("rerun_failed", False)))
     skipped = len(plan.runs) - len(specs)
+    skipped_failed = sum(1 for s in plan.runs if statuses.get(s.run_key) == FAILED) - sum(
+        1 for s in specs if statuses.get(s.run_key) == FAILED)
     if on_plan is not None:
-        on_plan(plan, skipped)
+        on_plan(plan, skipped, skipped_failed)
     if not specs:
-        return LaunchSummary(plan.name, uri, store.experiment_id(), None, len(plan.runs), skipped)
+        return LaunchSummary(plan.name, uri, store.experiment_id(), None, len(plan.runs), skipped, skipped_failed)
     parent_id = store.create_parent(f"launch {time.strftime('%Y-%m-%d %H:%M:%S')}", _parent_params(cfg, plan),
                                     {"sweep": plan.name})
     store.log_text(parent_id, OmegaConf.to_yaml(cfg), "config.yaml")
@@ -146,6 +151,6 @@ def launch(cfg: DictConfig, events: RunEvents | None = None,
                                              "runs_finished": counts[FINISHED], "runs_failed": counts[FAILED],
                                              "runs_killed": counts[KILLED], "wall_s": time.monotonic() - started},
                          {"status": status})
-    return LaunchSummary(plan.name, uri, store.experiment_id(), parent_id, len(plan.runs), skipped,
+    return LaunchSummary(plan.name, uri, store.experiment_id(), parent_id, len(plan.runs), skipped, skipped_failed,
                          collector.results, {s.run_key: s.name for s in specs}, tuple(writer.errors),
                          time.monotonic() - started)

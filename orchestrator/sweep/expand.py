@@ -148,6 +148,7 @@ def plan_sweep(cfg: DictConfig) -> SweepPlan:
     sweep = OmegaConf.to_container(cfg.sweep, resolve=True) if cfg.get("sweep") is not None else {"kind": "single"}
     if not isinstance(sweep, dict):
         raise ConfigError("sweep", f"expected a mapping, got {type(sweep).__name__}")
+    sweep.setdefault("kind", "grid" if sweep.get("params") else "single")
     root = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     produced = kinds.Points([{}], []) if sweep["kind"] == "single" else _points(sweep, root)
     points = _with_seeds(produced.points, sweep, root)

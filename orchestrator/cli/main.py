@@ -1,0 +1,35 @@
+"""`orchestrator` console script: `run` is a Hydra app over conf/; the other verbs are plain subcommands."""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+USAGE = """usage: orchestrator <command> [args]
+
+commands:
+  run [--rerun-failed] [--dry-run] [hydra overrides...]   run a sweep (e.g. +sweep=lm_demo cluster.num_gpus=8)
+  status <sweep> [--tracking-uri URI]                     counts of a sweep's runs by status
+"""
+
+
+def _commands() -> dict[str, Callable[[list[str]], int]]:
+    from orchestrator.cli import run, status
+
+    return {"run": run.main, "status": status.main}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0 if argv else 2
+    commands = _commands()
+    if argv[0] not in commands:
+        print(f"orchestrator: unknown command {argv[0]!r}\n\n{USAGE}", file=sys.stderr)
+        return 2
+    return commands[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""Live progress of a launch (rich): runs done / running / failed, elapsed and ETA; and the end-of-launch report."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from orchestrator.records import FINISHED, RunResult, RunSpec
+
+MAX_TABLE_ROWS = 25
+SHOWN_METRICS = ("val_loss", "loss", "train_loss", "wall_s")
+
+
+class ProgressDisplay:
+    """Listens to scheduler events and keeps a progress bar up to date."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[counts]}"), TimeElapsedColumn(), TextColumn("ETA"),
+                                 TimeRemainingColumn(), console=console, transient=False)
+        self.task: Any = None
+        self.running = 0
+        self.failed = 0
+        self.finished = 0
+
+    def on_plan(self, plan: Any, skipped: int, skipped_failed: int) -> None:
+        todo = len(plan.runs) - skipped
+        self.console.print(f"[bold]{plan.name}[/]: {len(plan.runs)} runs planned ({plan.kind}), "
+                           f"{skipped - skipped_failed} already finished, {todo} to run")
+        if skipped_failed:
+            self.console.print(f"  {skipped_failed} runs failed in an earlier launch and are skipped; "
+                               "--rerun-failed runs them again", style="yellow")
+        for dropped in plan.dropped:
+            self.console.print(f"  dropped {dropped.point}: {dropped.reason}", style="yellow")
+        if todo:
+            self.task = self.progress.add_task(plan.name, total=todo, counts=self._counts())
+            self.progress.start()
+
+    def _counts(self) -> str:
+        return f"[green]{self.finished} done[/] [cyan]{self.running} running[/] [red]{self.failed} failed[/]"
+
+    def _update(self, advance: int = 0) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, advance=advance, counts=self._counts())
+
+    def on_start(self, spec: RunSpec, where: dict[str, Any]) -> None:
+        self.running += 1
+        self._update()
+
+    def on_retry(self, spec: RunSpec, failed: RunResult) -> None:
+        self.running -= 1
+        self.console.print(f"  retrying {spec.name} (attempt {spec.attempt + 1}): {failed.error}", style="yellow")
+        self._update()
+
+    def on_end(self, result: RunResult) -> None:
+        self.running = max(self.running - 1, 0)
+        if result.status == FINISHED:
+            self.finished += 1
+        else:
+            self.failed += 1
+        self._update(advance=1)
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+def ui_command(uri: str) -> str:
+    """The command that opens the MLflow UI on this tracking store (loopback only)."""
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = "sqlite:///" + str(Path(uri[len("sqlite:///"):]).resolve())
+    return f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
+
+
+def runs_link(base: str, experiment_id: str | None) -> str:
+    return f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
+def _metric_cell(result: RunResult) -> str:
+    shown = [f"{k}={result.metrics[k]:.4g}" for k in SHOWN_METRICS if k in result.metrics]
+    return "  ".join(shown)
+
+
+def report(console: Console, summary: Any) -> None:
+    """Table of the launch's runs (failed first), counts, and how to look at them in MLflow."""
+    order = {key: i for i, key in enumerate(summary.names)}
+    results = sorted(summary.results.values(), key=lambda r: (r.status == FINISHED, order.get(r.run_key, 0)))
+    if results:
+        table = Table(title=f"{summary.sweep}: this launch")
+        for column in ("run", "status", "metrics", "error"):
+            table.add_column(column, overflow="fold")
+        for result in results[:MAX_TABLE_ROWS]:
+            style = "green" if result.status == FINISHED else "red"
+            table.add_row(summary.names.get(result.run_key, result.run_key), f"[{style}]{result.status}[/]",
+                          _metric_cell(result), result.error or "")
+        console.print(table)
+        if len(results) > MAX_TABLE_ROWS:
+            console.print(f"... and {len(results) - MAX_TABLE_ROWS} more runs")
+    console.print(f"{summary.count('FINISHED')} finished, {summary.count('FAILED')} failed, "
+                  f"{summary.count('KILLED')} killed, {summary.skipped} skipped (done in an earlier launch) "
+                  f"in {summary.wall_s:.1f} s")
+    for error in summary.tracking_errors[:5]:
+        console.print(f"tracking error: {error}", style="red")
+    if summary.tracking_uri.startswith(("http://", "https://")):
+        console.print(f"Open in MLflow: {runs_link(summary.tracking_uri.rstrip('/'), summary.experiment_id)}", soft_wrap=True)
+    else:
+        console.print(f"Open the MLflow UI:  {ui_command(summary.tracking_uri)}", soft_wrap=True)
+        console.print(f"then browse to       {runs_link('http://127.0.0.1:5000', summary.experiment_id)}", soft_wrap=True)

@@ -1,0 +1,59 @@
+"""Shared fixtures: one real Ray for the whole session (8 logical GPUs), a pre-migrated MLflow SQLite template."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+# Test jobs live in tests/testjobs.py; the driver and Ray's workers import them as `tests.testjobs`.
+sys.path.insert(0, str(ROOT))
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in [str(ROOT), os.environ.get("PYTHONPATH", "")] if p)
+LOGICAL_GPUS = 8
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Any:
+    """Real local Ray with logical GPUs; starting Ray costs 5-10 s here, so it is shared by every test."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_gpus=LOGICAL_GPUS, num_cpus=LOGICAL_GPUS, include_dashboard=False, logging_level="WARNING")
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def _mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty, migrated MLflow SQLite DB (creating one costs ~7 s); each test gets a copy."""
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def tracking_uri(tmp_path: Path, _mlflow_template: Path) -> str:
+    db = tmp_path / "mlflow.db"
+    shutil.copy(_mlflow_template, db)
+    return f"sqlite:///{db}"
+
+
+@pytest.fixture
+def compose() -> Callable[..., Any]:
+    """Compose conf/ exactly as `orchestrator run` does, with Hydra overrides."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    def _compose(*overrides: str) -> Any:
+        with initialize_config_dir(config_dir=str(CONF), version_base=None):
+            return hydra_compose("config", overrides=list(overrides))
+
+    return _compose

@@ -1,0 +1,34 @@
+"""Jobs used only by tests: they report where they ran, crash their process, or hold the run open."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+
+def where(cfg: Any, ctx: Any) -> dict[str, float]:
+    """Sleep, then report this process and its devices (as metrics, so tests can read them from MLflow)."""
+    start = time.time()
+    time.sleep(cfg.get("sleep_s", 0.0))
+    ctx.log(step=0, alive=1.0)
+    gpus = [g for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g]
+    return {"pid": float(os.getpid()), "n_visible_gpus": float(len(gpus)), "t_start": start, "t_end": time.time(),
+            "index": float(cfg.get("index", 0))}
+
+
+def crash_once(cfg: Any, ctx: Any) -> dict[str, float]:
+    """Kill the executor process the first time it runs for a marker file; succeed after."""
+    marker = Path(cfg.marker)
+    if not marker.exists():
+        marker.write_text("crashed")
+        os._exit(3)
+    return {"recovered": 1.0}
+
+
+def fail_until_marker(cfg: Any, ctx: Any) -> dict[str, float]:
+    """Fail while a marker file is missing: the same config fails, then succeeds once the cause is fixed."""
+    if not Path(cfg.marker).exists():
+        raise RuntimeError(f"marker {cfg.marker} missing")
+    return {"ok": 1.0}
