@@ -10,13 +10,16 @@ USAGE = """usage: orchestrator <command> [args]
 commands:
   run [--rerun-failed] [--dry-run] [hydra overrides...]   run a sweep (e.g. +sweep=lm_demo cluster.num_gpus=8)
   status <sweep> [--tracking-uri URI]                     counts of a sweep's runs by status
+  recost <sweep> [--cost NAME|PATH] [--set KEY=VALUE ...] [--tracking-uri URI] [--dry-run]
+                                                          cost and CO2 of finished runs again, under another cost model
+  doctor                                                  which energy meters work on this machine, and why not
 """
 
 
 def _commands() -> dict[str, Callable[[list[str]], int]]:
-    from orchestrator.cli import run, status
+    from orchestrator.cli import doctor, recost, run, status
 
-    return {"run": run.main, "status": status.main}
+    return {"run": run.main, "status": status.main, "recost": recost.main, "doctor": doctor.main}
 
 
 def main(argv: list[str] | None = None) -> int:
