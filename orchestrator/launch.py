@@ -14,14 +14,17 @@ from typing import Any, Callable, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
+from orchestrator.energy.recost import sweep_totals
 from orchestrator.errors import ConfigError
+from orchestrator.execution import pool
 from orchestrator.execution.cluster import ClusterInfo, check_feasible, connect
+from orchestrator.execution.executor import RunSettings
 from orchestrator.execution.scheduler import RunEvents, Scheduler, SchedulerOptions
 from orchestrator.records import FAILED, FINISHED, KILLED, CurvePoint, RunResult, RunSpec
 from orchestrator.sweep.expand import SweepPlan, plan_sweep
 from orchestrator.sweep.resources import settle_gpus
 from orchestrator.tracking.store import MlflowStore
-from orchestrator.tracking.writer import TrackingWriter
+from orchestrator.tracking.writer import WriterEvents
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,28 @@ class Collector:
         self.results[result.run_key] = result
 
 
+def _positive(field: str, value: Any) -> float:
+    number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else float("nan")
+    if not number > 0:
+        raise ConfigError(field, f"expected a positive number of seconds, got {value!r}")
+    return number
+
+
+def run_settings(cfg: DictConfig) -> RunSettings:
+    """How each run is executed and measured: curve flushes, the energy meter, the cost model."""
+    from orchestrator.energy.cost import CostModel
+
+    energy = cfg.get("energy") or {}
+    cost = CostModel.from_dict(OmegaConf.to_container(cfg.cost, resolve=True)) if cfg.get("cost") else None
+    return RunSettings(
+        flush_interval_s=_positive("execution.flush_interval_s", cfg.execution.get("flush_interval_s", 1.0)),
+        energy=bool(energy.get("enabled", True)),
+        sample_interval_s=_positive("energy.sample_interval_s", energy.get("sample_interval_s", 0.1)),
+        curve_interval_s=_positive("energy.curve_interval_s", energy.get("curve_interval_s", 5.0)),
+        cost=cost,
+    )
+
+
 def scheduler_options(cfg: DictConfig) -> SchedulerOptions:
     ex = cfg.get("execution", {})
     retries = ex.get("retries", 0)
@@ -79,15 +104,9 @@ def scheduler_options(cfg: DictConfig) -> SchedulerOptions:
     max_concurrent = ex.get("max_concurrent")
     if max_concurrent is not None and (not isinstance(max_concurrent, int) or max_concurrent < 1):
         raise ConfigError("execution.max_concurrent", f"expected null or a whole number >= 1, got {max_concurrent!r}")
-    flush = float(ex.get("flush_interval_s", 1.0))
-    if flush <= 0:
-        raise ConfigError("execution.flush_interval_s", f"expected a positive number of seconds, got {flush:g}")
-    runtime_env = None
-    if cfg.cluster.get("address") is None:
-        # The embedded Ray runs on this machine: let executors import jobs from where the user launched.
-        path = os.pathsep.join(p for p in [os.getcwd(), os.environ.get("PYTHONPATH", "")] if p)
-        runtime_env = {"env_vars": {"PYTHONPATH": path}}
-    return SchedulerOptions(retries, bool(ex.get("isolate", False)), max_concurrent, flush, runtime_env)
+    # No runtime_env: Ray already puts the driver's working directory on executors' sys.path (so jobs next to the
+    # user's conf/ import), and a runtime_env would keep executors off Ray's prestarted workers (4 s slower here).
+    return SchedulerOptions(retries, bool(ex.get("isolate", False)), max_concurrent, run_settings(cfg))
 
 
 def bind(plan: SweepPlan, info: ClusterInfo) -> SweepPlan:
@@ -107,19 +126,41 @@ def todo(plan: SweepPlan, statuses: dict[str, str], rerun_failed: bool) -> list[
     return [spec for spec in plan.runs if wanted(spec)]
 
 
-def _parent_params(cfg: DictConfig, plan: SweepPlan) -> dict[str, Any]:
-    return {"sweep.kind": plan.kind, "sweep.runs": len(plan.runs), "sweep.varied": ",".join(plan.varied),
-            "job._target_": cfg.job.get("_target_"), "cluster.address": cfg.cluster.get("address")}
+def _parent_params(cfg: DictConfig, plan: SweepPlan, settings: RunSettings) -> dict[str, Any]:
+    """The launch's settings, so every figure on its runs can be reproduced (cost factors included)."""
+    params = {"sweep.kind": plan.kind, "sweep.runs": len(plan.runs), "sweep.varied": ",".join(plan.varied),
+              "job._target_": cfg.job.get("_target_"), "cluster.address": cfg.cluster.get("address"),
+              "energy.enabled": settings.energy, "energy.sample_interval_s": settings.sample_interval_s,
+              "energy.curve_interval_s": settings.curve_interval_s}
+    return {**params, **(settings.cost.as_params() if settings.cost is not None else {})}
+
+
+def _parent_texts(cfg: DictConfig, plan: SweepPlan) -> dict[str, str]:
+    texts = {"config.yaml": OmegaConf.to_yaml(cfg)}
+    if plan.dropped:
+        dropped = [{"point": d.point, "reason": d.reason} for d in plan.dropped]
+        texts["dropped_cells.json"] = json.dumps(dropped, indent=1, default=str)
+    return texts
+
+
+def absolute_uri(uri: str) -> str:
+    """sqlite:///relative.db made absolute, so the writer process (whatever its cwd) opens the same file."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        return prefix + os.path.abspath(uri[len(prefix):])
+    return uri
 
 
 def launch(cfg: DictConfig, events: RunEvents | None = None,
            should_stop: Callable[[], bool] = lambda: False,
            on_plan: Callable[[SweepPlan, int, int], None] | None = None) -> LaunchSummary:
     """Run the sweep described by the composed config; returns when every run has ended (or the launch stopped)."""
+    import ray
+
     started = time.monotonic()
     plan = plan_sweep(cfg)
     options = scheduler_options(cfg)
-    uri = str(cfg.tracking.uri)
+    uri = absolute_uri(str(cfg.tracking.uri))
     info = connect(cfg.cluster)
     plan = bind(plan, info)
     store = MlflowStore(uri, plan.name)
@@ -132,25 +173,22 @@ def launch(cfg: DictConfig, events: RunEvents | None = None,
         on_plan(plan, skipped, skipped_failed)
     if not specs:
         return LaunchSummary(plan.name, uri, store.experiment_id(), None, len(plan.runs), skipped, skipped_failed)
-    parent_id = store.create_parent(f"launch {time.strftime('%Y-%m-%d %H:%M:%S')}", _parent_params(cfg, plan),
-                                    {"sweep": plan.name})
-    store.log_text(parent_id, OmegaConf.to_yaml(cfg), "config.yaml")
-    if plan.dropped:
-        dropped = [{"point": d.point, "reason": d.reason} for d in plan.dropped]
-        store.log_text(parent_id, json.dumps(dropped, indent=1, default=str), "dropped_cells.json")
-    writer = TrackingWriter(store, parent_id, plan.name)
+    writer = pool.WARM.writer(uri)
+    parent_ref = writer.open_launch.remote(plan.name, f"launch {time.strftime('%Y-%m-%d %H:%M:%S')}",
+                                           _parent_params(cfg, plan, options.run), {"sweep": plan.name}, _parent_texts(cfg, plan))
     collector = Collector()
     status = KILLED
     try:
-        Scheduler(info, Fanout(writer, collector, *( [events] if events else [])), options).run(specs, should_stop)
+        listeners = [WriterEvents(writer), collector, *([events] if events else [])]
+        Scheduler(info, Fanout(*listeners), options, writer).run(specs, should_stop)
         status = FINISHED if all(r.status == FINISHED for r in collector.results.values()) else FAILED
     finally:
-        writer.close()
         counts = {s: sum(1 for r in collector.results.values() if r.status == s) for s in (FINISHED, FAILED, KILLED)}
-        store.end_parent(parent_id, status, {"runs_planned": len(plan.runs), "runs_skipped": skipped,
-                                             "runs_finished": counts[FINISHED], "runs_failed": counts[FAILED],
-                                             "runs_killed": counts[KILLED], "wall_s": time.monotonic() - started},
-                         {"status": status})
+        metrics = {"runs_planned": len(plan.runs), "runs_skipped": skipped, "runs_finished": counts[FINISHED],
+                   "runs_failed": counts[FAILED], "runs_killed": counts[KILLED], "wall_s": time.monotonic() - started,
+                   **sweep_totals(r.metrics for r in collector.results.values() if r.status == FINISHED)}
+        errors = ray.get(writer.close_launch.remote(status, metrics, {"status": status}))
+    parent_id = ray.get(parent_ref)
     return LaunchSummary(plan.name, uri, store.experiment_id(), parent_id, len(plan.runs), skipped, skipped_failed,
-                         collector.results, {s.run_key: s.name for s in specs}, tuple(writer.errors),
+                         collector.results, {s.run_key: s.name for s in specs}, tuple(errors),
                          time.monotonic() - started)

@@ -28,6 +28,8 @@ class ProgressDisplay:
         self.running = 0
         self.failed = 0
         self.finished = 0
+        # Live sums over ended runs: energy where measured, GPU-hours, cost, carbon.
+        self.totals = {"energy_j": 0.0, "gpu_hours": 0.0, "cost_usd": 0.0, "co2_g": 0.0}
 
     def on_plan(self, plan: Any, skipped: int, skipped_failed: int) -> None:
         todo = len(plan.runs) - skipped
@@ -43,7 +45,10 @@ class ProgressDisplay:
             self.progress.start()
 
     def _counts(self) -> str:
-        return f"[green]{self.finished} done[/] [cyan]{self.running} running[/] [red]{self.failed} failed[/]"
+        t = self.totals
+        return (f"[green]{self.finished} done[/] [cyan]{self.running} running[/] [red]{self.failed} failed[/] "
+                f"| {t['energy_j'] / 3.6e6:.3g} kWh {t['gpu_hours']:.3g} GPU-h ${t['cost_usd']:.3g} "
+                f"{t['co2_g']:.3g} gCO2")
 
     def _update(self, advance: int = 0) -> None:
         if self.task is not None:
@@ -60,6 +65,10 @@ class ProgressDisplay:
 
     def on_end(self, result: RunResult) -> None:
         self.running = max(self.running - 1, 0)
+        for key in self.totals:
+            value = result.metrics.get(key)
+            if value is not None and value == value:
+                self.totals[key] += value
         if result.status == FINISHED:
             self.finished += 1
         else:

@@ -6,15 +6,30 @@ it with `ray.remote` and keeps one per slot, so runs reuse a warm process instea
 
 from __future__ import annotations
 
-import math
 import os
 import socket
 import time
 import traceback
-from typing import Any, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 
-from orchestrator.execution.context import JobContext
-from orchestrator.records import FAILED, FINISHED, CurvePoint, RunResult, RunSpec
+from orchestrator.execution.context import JobContext, Sink
+from orchestrator.records import FAILED, FINISHED, RunResult, RunSpec
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How every run of a launch is executed and measured (the same for all runs; sent with each)."""
+
+    # Seconds between curve flushes from a running job to the tracker.
+    flush_interval_s: float = 1.0
+    # Meter each run's energy (NVML / RAPL); unavailable quantities are recorded as missing, never 0.
+    energy: bool = True
+    # Energy sampler period and spacing of the system/ power curve, in seconds.
+    sample_interval_s: float = 0.1
+    curve_interval_s: float = 5.0
+    # Cost model turning GPU time and energy into cost_usd and co2_g (None: no cost metrics).
+    cost: Any = None
 
 
 def _now_ms() -> int:
@@ -49,8 +64,7 @@ def assigned_gpu_ids() -> list[str]:
 class Executor:
     """Runs jobs one after another in this process, reporting curves through `sink` while they run."""
 
-    def __init__(self, sink: Callable[[str, Sequence[CurvePoint]], None] | None = None) -> None:
-        self._sink = sink
+    def __init__(self) -> None:
         self._targets: dict[str, Callable[..., Any]] = {}
         self.node = socket.gethostname()
         self.pid = os.getpid()
@@ -59,13 +73,14 @@ class Executor:
         """Where this executor lives; the scheduler waits on this to know the executor is up."""
         return {"node": self.node, "pid": self.pid, "gpu_ids": assigned_gpu_ids()}
 
-    def run(self, spec: RunSpec, flush_interval_s: float = 1.0) -> RunResult:
+    def run(self, spec: RunSpec, settings: RunSettings = RunSettings(), sink: Sink | None = None) -> RunResult:
+        """Run one job inside the energy meter; curve points go to `sink` while it runs (else all come back)."""
         gpu_ids = assigned_gpu_ids()
-        sink = None if self._sink is None else (lambda points: self._sink(spec.run_key, points))
         ctx = JobContext(gpu_ids=gpu_ids, run_key=spec.run_key, attempt=spec.attempt, sink=sink,
-                         flush_interval_s=flush_interval_s)
+                         flush_interval_s=settings.flush_interval_s)
         tags = {"node": self.node, "pid": str(self.pid), "device": ",".join(f"gpu:{g}" for g in gpu_ids) or "cpu",
                 "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
+        meter = _meter(settings, gpu_ids, spec)
         started_ms, t0 = _now_ms(), time.perf_counter()
         status, metrics, error, tb = FINISHED, {}, None, None
         try:
@@ -73,8 +88,17 @@ class Executor:
         except (Exception, SystemExit) as exc:  # every failure of a job is reported, not raised
             status, error, tb = FAILED, f"{type(exc).__name__}: {exc}", traceback.format_exc()
         wall_s = time.perf_counter() - t0
-        metrics = {**metrics, "wall_s": wall_s, "gpu_seconds": wall_s * _gpus_held(spec)}
-        tail = ctx.curves if sink is None else list(ctx.drain())
+        reading = meter.stop() if meter is not None else None
+        metrics = {**metrics, "wall_s": wall_s}
+        tail = list(ctx.curves if sink is None else ctx.drain())
+        if reading is not None:
+            metrics.update(reading.metrics)
+            tags.update(reading.tags)
+            tail.extend(reading.curve)
+        if settings.cost is not None:
+            from orchestrator.energy.cost import cost_metrics
+
+            metrics.update(cost_metrics(settings.cost, metrics, tags))
         return RunResult(spec.run_key, status, metrics, tuple(tail), tags, error, tb, started_ms, _now_ms(), spec.attempt)
 
     def _call(self, spec: RunSpec, ctx: JobContext) -> Any:
@@ -89,6 +113,13 @@ class Executor:
         return self._targets[target](cfg, ctx)
 
 
-def _gpus_held(spec: RunSpec) -> float:
-    gpus = spec.resources.gpus or 0.0
-    return gpus if math.isfinite(gpus) else 0.0
+def _meter(settings: RunSettings, gpu_ids: list[str], spec: RunSpec) -> Any:
+    """A started energy meter for exactly the devices this run holds (None when metering is off)."""
+    if not settings.energy:
+        return None
+    from orchestrator.energy import RunMeter
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES") if gpu_ids else None
+    share = spec.resources.gpus if spec.resources.gpus else 1.0
+    return RunMeter(visible, share, sample_interval_s=settings.sample_interval_s,
+                    curve_interval_s=settings.curve_interval_s).start()

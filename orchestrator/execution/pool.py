@@ -1,36 +1,31 @@
-"""Ray side of execution: the executor actor, the inbox that carries streamed curves, and one slot per executor."""
+"""Ray side of execution: the executor actor, one slot per executor, and the executors kept warm between launches."""
 
 from __future__ import annotations
 
 import itertools
+import threading
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
-from orchestrator.execution.executor import Executor
-from orchestrator.records import CurvePoint, Resources
+from orchestrator.execution.executor import Executor, RunSettings
+from orchestrator.records import Resources, RunResult, RunSpec
 
-
-class Inbox:
-    """Holds curve points streamed by running jobs until the driver drains them (a Ray actor, no resources)."""
-
-    def __init__(self) -> None:
-        self._batches: list[tuple[str, list[CurvePoint]]] = []
-
-    def put(self, run_key: str, points: Sequence[CurvePoint]) -> None:
-        self._batches.append((run_key, list(points)))
-
-    def drain(self) -> list[tuple[str, list[CurvePoint]]]:
-        batches, self._batches = self._batches, []
-        return batches
+# Seconds an executor waits, at the end of a run, for the tracking writer to take the points it streamed.
+POINTS_ACK_TIMEOUT_S = 30.0
 
 
 class RayExecutor(Executor):
-    """An `Executor` inside a Ray actor: streamed points go to the shared inbox (acknowledged, so none is lost)."""
+    """An `Executor` inside a Ray actor: streamed points go straight to the launch's tracking writer actor."""
 
-    def __init__(self, inbox: Any) -> None:
+    def run_tracked(self, spec: RunSpec, settings: RunSettings, writer: Any) -> RunResult:
         import ray
 
-        super().__init__(sink=lambda run_key, points: ray.get(inbox.put.remote(run_key, points)))
+        sent: list[Any] = []
+        result = self.run(spec, settings, sink=lambda points: sent.append(writer.points.remote(spec.run_key, points)))
+        # Points sent while the run ran must reach the writer before the driver ends the run.
+        if sent:
+            ray.wait(sent, num_returns=len(sent), timeout=POINTS_ACK_TIMEOUT_S)
+        return result
 
 
 _slot_ids = itertools.count(1)
@@ -58,14 +53,93 @@ def actor_options(shape: Resources, runtime_env: dict[str, Any] | None) -> dict[
     return options
 
 
-def spawn(shape: Resources, inbox: Any, runtime_env: dict[str, Any] | None = None) -> Slot:
+def spawn(shape: Resources, runtime_env: dict[str, Any] | None = None) -> Slot:
     import ray
 
-    actor = ray.remote(RayExecutor).options(**actor_options(shape, runtime_env)).remote(inbox)
+    actor = ray.remote(RayExecutor).options(**actor_options(shape, runtime_env)).remote()
     return Slot(shape, actor, actor.info.remote())
 
 
-def start_inbox() -> Any:
-    import ray
+class WarmPool:
+    """Idle executors kept between launches of one driver process, so a second launch starts at once.
 
-    return ray.remote(Inbox).options(num_cpus=0).remote()
+    Starting executors costs ~2 s for 8 processes on a 2-core machine (Ray starts a new process per actor). A driver
+    that launches repeatedly (Hydra multirun batches, a notebook, resume after adding points) reuses them. They are
+    tied to the Ray session that made them, and stopped after `IDLE_S` unused so they do not hold GPUs that other
+    work in the same Ray session needs (`release()` stops them at once).
+    """
+
+    IDLE_S = 60.0
+
+    def __init__(self) -> None:
+        self.session: str | None = None
+        self.idle: list[Slot] = []
+        self.writers: dict[str, Any] = {}
+        self._timer: threading.Timer | None = None
+        # The idle timer's thread and launches both touch `idle`.
+        self._lock = threading.RLock()
+
+    def _check_session(self) -> None:
+        import ray
+
+        session = ray.get_runtime_context().get_job_id()
+        if session != self.session:
+            self.session, self.idle, self.writers = session, [], {}
+
+    def take(self, shape: Resources) -> Slot | None:
+        """An idle executor of this shape, asked again whether it is alive (a dead one is retired by the caller)."""
+        with self._lock:
+            self._check_session()
+            for slot in self.idle:
+                if slot.shape == shape:
+                    self.idle.remove(slot)
+                    slot.ready_ref, slot.info = slot.actor.info.remote(), None
+                    return slot
+        return None
+
+    def give_back(self, slots: list[Slot]) -> None:
+        with self._lock:
+            self.idle.extend(slot for slot in slots if not slot.busy)
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = threading.Timer(self.IDLE_S, self._expire)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _expire(self) -> None:
+        import ray
+
+        if ray.is_initialized():
+            self.release()
+
+    def release(self, keep: set[Resources] | frozenset[Resources] = frozenset()) -> None:
+        """Stop idle executors whose shape is not in `keep`, freeing their GPUs for other shapes."""
+        import ray
+
+        with self._lock:
+            self._check_session()
+            for slot in [s for s in self.idle if s.shape not in keep]:
+                self.idle.remove(slot)
+                ray.kill(slot.actor, no_restart=True)
+
+    def writer(self, uri: str) -> Any:
+        """The tracking writer actor for this store, started on the driver's node (where a SQLite file lives)."""
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        from orchestrator.tracking.writer import WriterCore
+
+        self._check_session()
+        if uri not in self.writers:
+            here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+            self.writers[uri] = ray.remote(WriterCore).options(num_cpus=0, max_restarts=0,
+                                                               scheduling_strategy=here).remote(uri)
+        return self.writers[uri]
+
+
+WARM = WarmPool()
+
+
+def release_executors() -> None:
+    """Stop the executors kept warm between launches, freeing their GPUs now (they also stop after 60 s idle)."""
+    WARM.release()

@@ -10,19 +10,18 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterable, Protocol, Sequence
+from typing import Any, Callable, Iterable, Protocol
 
 from orchestrator.execution import pool
 from orchestrator.execution.cluster import ClusterInfo, capacity
-from orchestrator.records import FAILED, KILLED, CurvePoint, Resources, RunResult, RunSpec
+from orchestrator.execution.executor import RunSettings
+from orchestrator.records import FAILED, KILLED, Resources, RunResult, RunSpec
 
 
 class RunEvents(Protocol):
     """What the scheduler tells the tracker and the progress display, in order, from the driver's thread."""
 
     def on_start(self, spec: RunSpec, where: dict[str, Any]) -> None: ...
-
-    def on_points(self, run_key: str, points: Sequence[CurvePoint]) -> None: ...
 
     def on_retry(self, spec: RunSpec, failed: RunResult) -> None: ...
 
@@ -34,7 +33,7 @@ class SchedulerOptions:
     retries: int = 0
     isolate: bool = False
     max_concurrent: int | None = None
-    flush_interval_s: float = 1.0
+    run: RunSettings = RunSettings()
     runtime_env: dict[str, Any] | None = None
 
 
@@ -47,19 +46,20 @@ def _executor_lost(spec: RunSpec, exc: Exception) -> RunResult:
 class Scheduler:
     """Runs specs to completion on the cluster, reporting through `events`."""
 
-    def __init__(self, info: ClusterInfo, events: RunEvents, options: SchedulerOptions) -> None:
+    def __init__(self, info: ClusterInfo, events: RunEvents, options: SchedulerOptions, writer: Any) -> None:
         self.info = info
         self.events = events
         self.options = options
+        # The tracking writer actor executors stream curve points to.
+        self.writer = writer
         self.queues: dict[Resources, deque[RunSpec]] = {}
         self.slots: list[pool.Slot] = []
         self.in_flight: dict[Any, tuple[pool.Slot, RunSpec]] = {}
-        self.inbox: Any = None
 
     def run(self, specs: Iterable[RunSpec], should_stop: Callable[[], bool] = lambda: False) -> None:
         for spec in specs:
             self.queues.setdefault(spec.resources, deque()).append(spec)
-        self.inbox = pool.start_inbox()
+        pool.WARM.release(keep=set(self.queues))
         try:
             self._loop(should_stop)
         finally:
@@ -67,17 +67,12 @@ class Scheduler:
 
     # -- the loop -------------------------------------------------------------------------------------------------
     def _loop(self, should_stop: Callable[[], bool]) -> None:
-        last_drain = time.monotonic()
         while self.in_flight or any(self.queues.values()):
             if should_stop():
                 return
             self._fill_slots()
             self._dispatch()
-            done = self._wait()
-            if done or time.monotonic() - last_drain >= self.options.flush_interval_s:
-                self._drain_inbox()
-                last_drain = time.monotonic()
-            for ref in done:
+            for ref in self._wait():
                 self._complete(ref)
 
     def _wait(self) -> list[Any]:
@@ -86,7 +81,7 @@ class Scheduler:
         refs = [s.ready_ref for s in self.slots if s.info is None] + list(self.in_flight)
         if not refs:
             return []
-        done, rest = ray.wait(refs, num_returns=1, timeout=self.options.flush_interval_s)
+        done, rest = ray.wait(refs, num_returns=1, timeout=1.0)
         if done and rest:
             more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
             done += more
@@ -133,15 +128,18 @@ class Scheduler:
         return want
 
     def _fill_slots(self) -> None:
+        waiting = any(self.queues.values())
         for shape, queue in self.queues.items():
             live = [s for s in self.slots if s.shape == shape]
             if not queue:
+                # This shape is done: free its idle executors' resources if another shape still has runs waiting.
                 for slot in live:
-                    if not slot.busy:
+                    if waiting and not slot.busy:
                         self._retire(slot)
                 continue
             for _ in range(self._wanted(shape) - len(live)):
-                self.slots.append(pool.spawn(shape, self.inbox, self.options.runtime_env))
+                warm = pool.WARM.take(shape)
+                self.slots.append(warm or pool.spawn(shape, self.options.runtime_env))
 
     def _dispatch(self) -> None:
         for slot in self.slots:
@@ -151,7 +149,7 @@ class Scheduler:
             if self.options.max_concurrent and len(self.in_flight) >= self.options.max_concurrent:
                 return
             spec = queue.popleft()
-            ref = slot.actor.run.remote(spec, self.options.flush_interval_s)
+            ref = slot.actor.run_tracked.remote(spec, self.options.run, self.writer)
             slot.busy = True
             self.in_flight[ref] = (slot, spec)
             self.events.on_start(spec, slot.info)
@@ -163,23 +161,17 @@ class Scheduler:
             self.slots.remove(slot)
         ray.kill(slot.actor, no_restart=True)
 
-    def _drain_inbox(self) -> None:
-        import ray
-
-        for run_key, points in ray.get(self.inbox.drain.remote()):
-            self.events.on_points(run_key, points)
-
     def _shutdown(self) -> None:
-        """Stop every executor; runs still in flight end KILLED."""
-        import ray
-
-        if self.in_flight:
-            self._drain_inbox()
+        """Runs still in flight end KILLED with their executors; idle executors stay warm for the next launch."""
         now = int(time.time() * 1000)
         for slot, spec in self.in_flight.values():
             self.events.on_end(RunResult(spec.run_key, KILLED, {}, (), {"cause": "interrupted"}, "interrupted", None,
                                          now, now, spec.attempt))
-        self.in_flight.clear()
-        for slot in list(self.slots):
             self._retire(slot)
-        ray.kill(self.inbox, no_restart=True)
+        self.in_flight.clear()
+        if self.options.isolate:
+            for slot in list(self.slots):
+                self._retire(slot)
+        pool.WARM.give_back([s for s in self.slots if s.info is not None])
+        for slot in [s for s in self.slots if s.info is None]:
+            self._retire(slot)

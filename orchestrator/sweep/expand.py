@@ -5,7 +5,9 @@ Nothing here talks to Ray or MLflow, so every config error surfaces before anyth
 
 from __future__ import annotations
 
+import copy
 import importlib
+import json
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -84,14 +86,36 @@ def _with_seeds(points: list[kinds.Point], sweep: Mapping[str, Any], root: DictC
     return [{**p, seed_path: s} for p in points for s in seeds]
 
 
-def _apply(root: DictConfig, point: Mapping[str, Any]) -> DictConfig:
-    cfg = root.copy()
+def _get(config: Mapping[str, Any], path: str) -> Any:
+    node: Any = config
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _set(config: dict[str, Any], path: str, value: Any) -> None:
+    *parents, leaf = path.split(".")
+    node = config
+    for part in parents:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[leaf] = value
+
+
+def _apply_plain(base: dict[str, Any], point: Mapping[str, Any]) -> dict[str, Any]:
+    """The root config (plain, unresolved) with a point's values set, each coerced to its field's type."""
+    config = copy.deepcopy(base)
     for path, value in point.items():
-        if path.startswith(ANNOTATION_ROOT):
-            continue
-        template = OmegaConf.select(cfg, path, default=None)
-        OmegaConf.update(cfg, path, coerce(f"sweep.params.{path}", value, template), merge=False, force_add=True)
-    return cfg
+        if not path.startswith(ANNOTATION_ROOT):
+            _set(config, path, coerce(f"sweep.params.{path}", value, _get(base, path)))
+    return config
+
+
+def _apply(root: DictConfig, point: Mapping[str, Any]) -> DictConfig:
+    return OmegaConf.create(_apply_plain(OmegaConf.to_container(root, resolve=False), point))
 
 
 def _n_params_of(sweep: Mapping[str, Any], root: DictConfig) -> Callable[[kinds.Point], float]:
@@ -163,16 +187,20 @@ def plan_sweep(cfg: DictConfig) -> SweepPlan:
 def _specs(root: DictConfig, points: list[kinds.Point]) -> tuple[list[RunSpec], list[kinds.Dropped]]:
     varied = _varied_paths(points)
     short = _short_names(varied)
+    base = OmegaConf.to_container(root, resolve=False)
+    # Resolving interpolations through OmegaConf costs ~1 ms a run: only pay it when the config has any.
+    interpolated = "${" in json.dumps(base, default=str)
     runs: dict[str, RunSpec] = {}
     dropped = []
     for point in points:
-        cfg = _apply(root, point)
-        job = OmegaConf.to_container(cfg.job, resolve=True)
+        config = _apply_plain(base, point)
+        if interpolated:
+            config = OmegaConf.to_container(OmegaConf.create(config), resolve=True)
+        job = config["job"]
         key = run_key(job)
-        values = {p: OmegaConf.select(cfg, p) if not p.startswith(ANNOTATION_ROOT) else point[p] for p in varied}
+        values = {p: point[p] if p.startswith(ANNOTATION_ROOT) else _get(config, p) for p in varied}
         if key in runs:
             dropped.append(kinds.Dropped(point, f"same resolved config as run {runs[key].name!r}"))
             continue
-        resources = parse_resources(OmegaConf.to_container(cfg.resources, resolve=True) if "resources" in cfg else {})
-        runs[key] = RunSpec(key, job, resources, _run_name(values, short), values)
+        runs[key] = RunSpec(key, job, parse_resources(config.get("resources") or {}), _run_name(values, short), values)
     return list(runs.values()), dropped
