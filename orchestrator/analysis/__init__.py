@@ -1,0 +1,62 @@
+"""Aggregator math on plain DataFrames: scaling-law fits, IsoFLOP analysis, Pareto fronts, plots, reports.
+
+Names are imported lazily on first use, so `import orchestrator.analysis` stays cheap (no scipy,
+matplotlib or pandas until a function that needs them is called).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from orchestrator.analysis.errors import (
+        AnalysisInputError,
+        MissingColumnError,
+        NoUsableRowsError,
+        TooFewPointsError,
+    )
+    from orchestrator.analysis.hypervolume import hypervolume
+    from orchestrator.analysis.isoflop import IsoFlopFit, fit_isoflop
+    from orchestrator.analysis.pareto import pareto_front
+    from orchestrator.analysis.plots import plot_isoflop, plot_pareto_front, plot_scaling_fit, png_bytes, save_png
+    from orchestrator.analysis.report import AnalysisReport, run_analysis
+    from orchestrator.analysis.scaling import ScalingFit, fit_scaling_law
+    from orchestrator.analysis.spec import AnalysisSpec, validate_analysis_spec
+
+# Public name -> module that defines it.
+_EXPORTS = {
+    "fit_scaling_law": "scaling",
+    "ScalingFit": "scaling",
+    "fit_isoflop": "isoflop",
+    "IsoFlopFit": "isoflop",
+    "pareto_front": "pareto",
+    "hypervolume": "hypervolume",
+    "plot_scaling_fit": "plots",
+    "plot_isoflop": "plots",
+    "plot_pareto_front": "plots",
+    "save_png": "plots",
+    "png_bytes": "plots",
+    "run_analysis": "report",
+    "AnalysisReport": "report",
+    "validate_analysis_spec": "spec",
+    "AnalysisSpec": "spec",
+    "AnalysisInputError": "errors",
+    "MissingColumnError": "errors",
+    "NoUsableRowsError": "errors",
+    "TooFewPointsError": "errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,13 @@
+"""Figures for fits and frontiers. Each function takes a result object plus the data and returns a Figure.
+
+Only drawing happens here; every number comes from the fit or front passed in. Figures are built on the Agg
+canvas directly (no pyplot, no display, no global backend switch); `save_png` and `png_bytes` write them.
+Importing this package imports matplotlib; `orchestrator.analysis` itself does not.
+"""
+
+from orchestrator.analysis.plots._canvas import png_bytes, save_png
+from orchestrator.analysis.plots.isoflop import plot_isoflop
+from orchestrator.analysis.plots.pareto import plot_pareto_front
+from orchestrator.analysis.plots.scaling import plot_scaling_fit
+
+__all__ = ["plot_isoflop", "plot_pareto_front", "plot_scaling_fit", "png_bytes", "save_png"]

@@ -1,0 +1,128 @@
+"""The sweep-end analysis hook: run what the `analysis:` section asks for on a DataFrame of runs.
+
+`run_analysis` returns an `AnalysisReport` of named files (JSON, CSV, PNG), headline metrics and warnings;
+logging them anywhere is the caller's business. A fit or frontier that the data cannot support (missing
+column, too few usable rows) is skipped with a warning so the other parts are still produced; a bad spec
+raises ConfigError before anything is computed.
+
+Names: fit.<name>.{json,png,excluded.csv}, isoflop.{json,png,budgets.csv},
+frontier.<name>.{csv,json,png}; metrics fit.<name>.<param>, isoflop.a, frontier.<name>.size, ...
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import pandas as pd
+
+from orchestrator.analysis.errors import AnalysisInputError
+from orchestrator.analysis.spec import AnalysisSpec, FitSpec, FrontierSpec, IsoFlopSpec, validate_analysis_spec
+
+__all__ = ["AnalysisReport", "run_analysis"]
+
+
+@dataclass(frozen=True)
+class AnalysisReport:
+    """Files by name, headline metrics by name, and warnings, from one analysis run."""
+
+    files: dict[str, bytes] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def run_analysis(df: pd.DataFrame, spec: Mapping[str, Any] | AnalysisSpec | None) -> AnalysisReport:
+    """Run every fit, the IsoFLOP analysis and every frontier that `spec` (the `analysis:` section) names."""
+    parsed = validate_analysis_spec(spec)
+    parts = [_fit_part(df, f) for f in parsed.fits]
+    if parsed.isoflop is not None:
+        parts.append(_isoflop_part(df, parsed.isoflop))
+    parts += [_frontier_part(df, f) for f in parsed.frontiers]
+    return _merge(parts)
+
+
+def _fit_part(df: pd.DataFrame, spec: FitSpec) -> AnalysisReport:
+    from orchestrator.analysis.plots import plot_scaling_fit, png_bytes
+    from orchestrator.analysis.scaling import fit_scaling_law
+
+    prefix = f"fit.{spec.name}"
+    try:
+        fit = fit_scaling_law(df, spec.form, **spec.columns, **spec.options)
+    except AnalysisInputError as err:
+        return AnalysisReport(warnings=[f"{prefix} skipped: {err}"])
+    files = {f"{prefix}.json": _json(fit.to_dict()), f"{prefix}.png": png_bytes(plot_scaling_fit(fit, df))}
+    if len(fit.excluded):
+        files[f"{prefix}.excluded.csv"] = fit.excluded.to_csv().encode()
+    metrics = {f"{prefix}.{k}": v for k, v in fit.params.items()}
+    metrics[f"{prefix}.n_points"] = float(fit.n_points)
+    for name in ("alpha", "beta"):
+        if name in fit.ci:
+            metrics[f"{prefix}.{name}_ci_low"], metrics[f"{prefix}.{name}_ci_high"] = fit.ci[name]
+    if fit.form == "chinchilla" and fit.params["alpha"] + fit.params["beta"] > 0:
+        metrics[f"{prefix}.n_opt_exponent"] = fit.params["beta"] / (fit.params["alpha"] + fit.params["beta"])
+    return AnalysisReport(files, _finite(metrics), [f"{prefix}: {w}" for w in fit.warnings])
+
+
+def _isoflop_part(df: pd.DataFrame, spec: IsoFlopSpec) -> AnalysisReport:
+    from orchestrator.analysis.isoflop import fit_isoflop
+    from orchestrator.analysis.plots import plot_isoflop, png_bytes
+
+    try:
+        fit = fit_isoflop(df, **spec.columns, **spec.options)
+    except AnalysisInputError as err:
+        return AnalysisReport(warnings=[f"isoflop skipped: {err}"])
+    files = {
+        "isoflop.json": _json(fit.to_dict()),
+        "isoflop.png": png_bytes(plot_isoflop(fit, df)),
+        "isoflop.budgets.csv": fit.budgets.to_csv(index=False).encode(),
+    }
+    n_budgets = float((fit.budgets["dropped_reason"] == "").sum())
+    metrics = {"isoflop.a": fit.a, "isoflop.b": fit.b, "isoflop.k": fit.k, "isoflop.a_stderr": fit.a_stderr}
+    metrics["isoflop.n_budgets"] = n_budgets
+    return AnalysisReport(files, _finite(metrics), [f"isoflop: {w}" for w in fit.warnings])
+
+
+def _frontier_part(df: pd.DataFrame, spec: FrontierSpec) -> AnalysisReport:
+    from orchestrator.analysis.hypervolume import hypervolume
+    from orchestrator.analysis.pareto import pareto_front
+    from orchestrator.analysis.plots import plot_pareto_front, png_bytes
+
+    prefix = f"frontier.{spec.name}"
+    try:
+        front = pareto_front(df, spec.objectives)
+    except AnalysisInputError as err:
+        return AnalysisReport(warnings=[f"{prefix} skipped: {err}"])
+    metrics = {f"{prefix}.size": float(len(front))}
+    if spec.reference is not None:
+        metrics[f"{prefix}.hypervolume"] = hypervolume(front, spec.objectives, spec.reference)
+    excluded = front.attrs["excluded"]
+    summary = {"objectives": dict(spec.objectives), "reference": spec.reference, "size": len(front)}
+    summary.update(hypervolume=metrics.get(f"{prefix}.hypervolume"), n_excluded=len(excluded))
+    summary["excluded_reasons"] = {str(k): int(v) for k, v in excluded["reason"].value_counts().items()}
+    files = {
+        f"{prefix}.csv": front.to_csv().encode(),
+        f"{prefix}.json": _json(summary),
+        f"{prefix}.png": png_bytes(plot_pareto_front(front, df, spec.objectives)),
+    }
+    return AnalysisReport(files, _finite(metrics), [])
+
+
+def _merge(parts: list[AnalysisReport]) -> AnalysisReport:
+    files: dict[str, bytes] = {}
+    metrics: dict[str, float] = {}
+    warnings: list[str] = []
+    for part in parts:
+        files.update(part.files)
+        metrics.update(part.metrics)
+        warnings.extend(part.warnings)
+    return AnalysisReport(files, metrics, warnings)
+
+
+def _finite(metrics: dict[str, float]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if math.isfinite(float(v))}
+
+
+def _json(data: Mapping[str, Any]) -> bytes:
+    return json.dumps(data, indent=2, allow_nan=False).encode()
