@@ -43,6 +43,7 @@ class LaunchSummary:
     names: dict[str, str] = field(default_factory=dict)
     tracking_errors: tuple[str, ...] = ()
     wall_s: float = 0.0
+    analysis_warnings: tuple[str, ...] = ()
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results.values() if r.status == status)
@@ -189,6 +190,22 @@ def launch(cfg: DictConfig, events: RunEvents | None = None,
                    **sweep_totals(r.metrics for r in collector.results.values() if r.status == FINISHED)}
         errors = ray.get(writer.close_launch.remote(status, metrics, {"status": status}))
     parent_id = ray.get(parent_ref)
+    analysis_warnings: list[str] = []
+    if plan.analysis and status != KILLED:
+        analysis_warnings = analyze(uri, plan.name, plan.analysis, parent_id)
     return LaunchSummary(plan.name, uri, store.experiment_id(), parent_id, len(plan.runs), skipped, skipped_failed,
                          collector.results, {s.run_key: s.name for s in specs}, tuple(errors),
-                         time.monotonic() - started)
+                         time.monotonic() - started, tuple(analysis_warnings))
+
+
+def analyze(uri: str, sweep: str, spec: Any, parent_id: str) -> list[str]:
+    """Run the sweep's `analysis:` on all its finished runs and log the report to this launch's parent run."""
+    from orchestrator.analysis import run_analysis
+    from orchestrator.sweeps import load_sweep
+
+    report = run_analysis(load_sweep(sweep, tracking_uri=uri).runs, spec)
+    store = MlflowStore(uri, sweep)
+    store.log_files(parent_id, report.files, "analysis")
+    store.log(parent_id, metrics=report.metrics,
+              tags={"analysis.warnings": "\n".join(report.warnings)} if report.warnings else None)
+    return list(report.warnings)

@@ -175,3 +175,19 @@ def test_failed_runs_are_skipped_on_relaunch_unless_rerun_failed(ray_cluster, co
     assert rerun.count("FINISHED") == 2
     statuses = sorted(c.info.status for c in runs_of(tracking_uri, "synthetic-demo"))
     assert statuses == ["FAILED", "FAILED", "FINISHED", "FINISHED"]
+
+
+def test_a_sweeps_analysis_section_logs_fits_and_frontiers_to_the_launch(ray_cluster, compose, tracking_uri):
+    summary = launch(compose(*SYN, f"tracking.uri={tracking_uri}", "~sweep.params",
+                             "+sweep.params.job.n_params={log:[1e6,1e9],num:6}",
+                             "+sweep.params.job.tokens={log:[1e9,1e11],num:5}", "job.noise=0.002",
+                             "+sweep.analysis.fits=[{form:chinchilla,n:n_params,d:tokens,loss:val_loss,bootstrap:50}]",
+                             "+sweep.analysis.frontiers=[{objectives:{flops:min,val_loss:min}}]"))
+    assert summary.ok and summary.count("FINISHED") == 30
+    client = MlflowClient(tracking_uri=tracking_uri)
+    parent = client.get_run(summary.parent_run_id)
+    assert abs(parent.data.metrics["fit.chinchilla.alpha"] - 0.34) < 0.03
+    assert abs(parent.data.metrics["fit.chinchilla.beta"] - 0.28) < 0.03
+    files = {a.path for a in client.list_artifacts(summary.parent_run_id, "analysis")}
+    assert {"analysis/fit.chinchilla.json", "analysis/fit.chinchilla.png"} <= files
+    assert any(f.startswith("analysis/frontier.") and f.endswith(".csv") for f in files)

@@ -109,6 +109,8 @@ def test_runs_are_named_after_their_varying_parameters(compose):
         (["sweep.params.job.n_params={log:[1,10],num:0}"], "sweep.params.job.n_params.num: expected a whole number >= 1"),
         (["job._target_=jobs.nope.train"], "job._target_: cannot import 'jobs.nope.train'"),
         (["+sweep.params.cluster.num_gpus=[1,2]"], "may vary paths under job., resources."),
+        (["+sweep.parms.job.lr=[1]"], "sweep.parms: unknown key for a grid sweep; allowed: analysis, kind, name"),
+        (["+sweep.analysis.fits=[{form:cubic}]"], "analysis.fits[0].form"),
         (["resources.gpus=1.5"], "resources.gpus: more than one GPU must be a whole number"),
         (["resources.gpus=lots"], "resources.gpus: expected a number, got 'lots'"),
         (["~sweep.params.job.tokens", "+sweep.params.job.tokens=[1e9,abc]"], "sweep.params.job.tokens: expected a number, got 'abc'"),

@@ -95,6 +95,25 @@ def _metric_cell(result: RunResult) -> str:
     return "  ".join(shown)
 
 
+def _totals_line(summary: Any) -> str:
+    """Energy, GPU time, cost and carbon of this launch's finished runs; unmeasured energy is said, never shown as 0."""
+    from orchestrator.energy.recost import sweep_totals
+
+    totals = sweep_totals(r.metrics for r in summary.results.values() if r.status == FINISHED)
+    energy = totals.get("total_energy_j")
+    parts = [f"energy {energy / 3.6e6:.4g} kWh" if energy is not None else "energy unavailable",
+             f"{totals.get('total_gpu_hours', 0.0):.4g} GPU-hours"]
+    if "total_cost_usd" in totals:
+        parts.append(f"${totals['total_cost_usd']:.4g}")
+    if "total_co2_g" in totals:
+        parts.append(f"{totals['total_co2_g']:.4g} gCO2")
+    if totals["runs_energy_unavailable"]:
+        reasons = {r.tags.get("energy_unavailable_reason", "") for r in summary.results.values()} - {""}
+        parts.append(f"({int(totals['runs_energy_unavailable'])} runs without energy: "
+                     f"{'; '.join(sorted(reasons))[:160] or 'see the energy_unavailable_reason tag'})")
+    return "Cost of finished runs: " + ", ".join(parts)
+
+
 def report(console: Console, summary: Any) -> None:
     """Table of the launch's runs (failed first), counts, and how to look at them in MLflow."""
     order = {key: i for i, key in enumerate(summary.names)}
@@ -113,6 +132,9 @@ def report(console: Console, summary: Any) -> None:
     console.print(f"{summary.count('FINISHED')} finished, {summary.count('FAILED')} failed, "
                   f"{summary.count('KILLED')} killed, {summary.skipped} skipped (done in an earlier launch) "
                   f"in {summary.wall_s:.1f} s")
+    console.print(_totals_line(summary))
+    for warning in summary.analysis_warnings:
+        console.print(f"analysis: {warning}", style="yellow")
     for error in summary.tracking_errors[:5]:
         console.print(f"tracking error: {error}", style="red")
     if summary.tracking_uri.startswith(("http://", "https://")):

@@ -97,11 +97,14 @@ class Scheduler:
         slot.busy = False
         if result.tags.get("cause") == "executor_lost" or self.options.isolate:
             self._retire(slot)
-        if result.status == FAILED and spec.attempt <= self.options.retries:
-            self.events.on_retry(spec, result)
+        retry = result.status == FAILED and spec.attempt <= self.options.retries
+        if retry:
             self.queues[spec.resources].appendleft(replace(spec, attempt=spec.attempt + 1))
-            return
-        self.events.on_end(result)
+        self._dispatch()  # refill the freed executor before telling anyone, so it idles as little as possible
+        if retry:
+            self.events.on_retry(spec, result)
+        else:
+            self.events.on_end(result)
 
     def _result(self, ref: Any, spec: RunSpec) -> RunResult:
         import ray

@@ -20,6 +20,10 @@ from orchestrator.sweep.keys import run_key
 from orchestrator.sweep.resources import parse_resources
 from orchestrator.sweep.values import coerce, expand_values
 
+# Keys a sweep section may hold, for every kind and per kind.
+COMMON_KEYS = {"name", "kind", "params", "seeds", "repeats", "seed_path", "analysis"}
+KIND_KEYS = {"grid": set(), "zip": set(), "single": set(), "random": {"n", "seed"},
+             "isoflop": {"budgets", "models", "n_params_fn", "n_params_path", "tokens_path", "bounds"}}
 # Config roots a sweep may vary, and the annotation prefix that is logged but never applied to the config.
 SETTABLE_ROOTS = ("job.", "resources.")
 ANNOTATION_ROOT = "sweep."
@@ -34,6 +38,8 @@ class SweepPlan:
     runs: tuple[RunSpec, ...]
     dropped: tuple[kinds.Dropped, ...]
     varied: tuple[str, ...]
+    # The sweep's `analysis:` section (validated), run on the sweep's runs at the end of each launch.
+    analysis: Mapping[str, Any] | None = None
 
 
 def load_target(field: str, target: Any) -> Callable[..., Any]:
@@ -173,6 +179,11 @@ def plan_sweep(cfg: DictConfig) -> SweepPlan:
     if not isinstance(sweep, dict):
         raise ConfigError("sweep", f"expected a mapping, got {type(sweep).__name__}")
     sweep.setdefault("kind", "grid" if sweep.get("params") else "single")
+    _check_keys(sweep)
+    if sweep.get("analysis") is not None:
+        from orchestrator.analysis.spec import validate_analysis_spec
+
+        validate_analysis_spec(sweep["analysis"])
     root = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     produced = kinds.Points([{}], []) if sweep["kind"] == "single" else _points(sweep, root)
     points = _with_seeds(produced.points, sweep, root)
@@ -181,7 +192,18 @@ def plan_sweep(cfg: DictConfig) -> SweepPlan:
     for path in {p for point in points for p in point}:
         _check_path(path, root)
     runs, dropped = _specs(root, points)
-    return SweepPlan(name, sweep["kind"], tuple(runs), tuple(produced.dropped) + tuple(dropped), tuple(_varied_paths(points)))
+    return SweepPlan(name, sweep["kind"], tuple(runs), tuple(produced.dropped) + tuple(dropped),
+                     tuple(_varied_paths(points)), sweep.get("analysis"))
+
+
+def _check_keys(sweep: Mapping[str, Any]) -> None:
+    kind = sweep["kind"]
+    if kind not in KIND_KEYS:
+        raise ConfigError("sweep.kind", f"unknown kind {kind!r}; allowed: {', '.join(kinds.KINDS)}")
+    unknown = set(sweep) - COMMON_KEYS - KIND_KEYS[kind]
+    if unknown:
+        allowed = ", ".join(sorted(COMMON_KEYS | KIND_KEYS[kind]))
+        raise ConfigError(f"sweep.{sorted(unknown)[0]}", f"unknown key for a {kind} sweep; allowed: {allowed}")
 
 
 def _specs(root: DictConfig, points: list[kinds.Point]) -> tuple[list[RunSpec], list[kinds.Dropped]]:
