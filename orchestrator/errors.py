@@ -21,3 +21,13 @@ class InfeasibleResourcesError(ConfigError):
 
 class TrackingError(OrchestratorError):
     """The tracking store could not be read or written."""
+
+
+class SweepNotFoundError(ConfigError):
+    """The tracking store has no sweep (MLflow experiment) of that name; `available` lists the ones it has."""
+
+    def __init__(self, name: str, tracking_uri: str, available: list[str], detail: str = "") -> None:
+        self.name = name
+        self.available = available
+        listing = ", ".join(repr(a) for a in available) if available else "none"
+        super().__init__("sweep", f"no sweep named {name!r} in {tracking_uri}{detail}; sweeps there: {listing}")

@@ -57,3 +57,13 @@ def compose() -> Callable[..., Any]:
             return hydra_compose("config", overrides=list(overrides))
 
     return _compose
+
+
+@pytest.fixture(scope="session")
+def law_sweep(tmp_path_factory: pytest.TempPathFactory, _mlflow_template: Path) -> Any:
+    """A sweep of two launches over an 8 x 8 (N, D) grid from a known law (tests/tracked_sweeps.py); read only."""
+    from tests.tracked_sweeps import write_law_sweep
+
+    db = tmp_path_factory.mktemp("law-sweep") / "mlflow.db"
+    shutil.copy(_mlflow_template, db)
+    return write_law_sweep(f"sqlite:///{db}")

@@ -1,0 +1,168 @@
+"""`load_sweep`: a sweep's runs read back from MLflow as DataFrames, with the analysis verbs on them.
+
+    sweep = load_sweep("lm-scaling")                      # sqlite:///mlflow.db in the working directory
+    sweep.runs                                            # one row per run_key: its newest FINISHED run
+    sweep.fit(form="chinchilla", bootstrap=1000)          # fit_scaling_law(sweep.runs, ...)
+    sweep.frontier({"cost_usd": "min", "val_loss": "min"})
+
+A `Sweep` is a snapshot taken when `load_sweep` is called; call it again to see newer runs. Reading writes
+nothing: a local store that does not exist is an error, not a new empty store. Column rules: tracking/frames.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
+from orchestrator.errors import ConfigError, OrchestratorError, SweepNotFoundError, TrackingError
+from orchestrator.tracking.frames import TrackedRun, newest_finished, parents_frame, runs_frame, tracked_run
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from orchestrator.analysis.isoflop import IsoFlopFit
+    from orchestrator.analysis.scaling import ScalingFit
+    from orchestrator.tracking.store import MlflowStore
+
+__all__ = ["DEFAULT_TRACKING_URI", "Sweep", "load_sweep"]
+
+# Where `orchestrator run` tracks by default (conf/tracking/local.yaml): a SQLite file in the working directory.
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+# MLflow's own experiment, never a sweep.
+_DEFAULT_EXPERIMENT_ID = "0"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Sweep:
+    """One sweep's runs, as read when `load_sweep` was called."""
+
+    # The sweep's name: its MLflow experiment.
+    name: str
+    tracking_uri: str
+    experiment_id: str
+    # Every child run of every launch, and the launches (parent runs), as read.
+    _children: tuple[TrackedRun, ...] = field(default=())
+    _parents: tuple[TrackedRun, ...] = field(default=())
+
+    @property
+    def runs(self) -> pd.DataFrame:
+        """One row per run_key that finished: its newest FINISHED run; params and final metrics as columns."""
+        return self._runs.copy()
+
+    @property
+    def all_runs(self) -> pd.DataFrame:
+        """Every child run of every launch, whatever its status; `parent_run_id` says which launch."""
+        return self._all_runs.copy()
+
+    @property
+    def parents(self) -> pd.DataFrame:
+        """The launches, oldest first: parent_run_id, run_name, status, start and end time, and their totals."""
+        return self._parents_frame.copy()
+
+    def fit(self, form: str = "chinchilla", **options: Any) -> ScalingFit:
+        """`fit_scaling_law(self.runs, form, **options)`."""
+        from orchestrator.analysis.scaling import fit_scaling_law
+
+        return fit_scaling_law(self.runs, form, **options)
+
+    def fit_isoflop(self, **options: Any) -> IsoFlopFit:
+        """`fit_isoflop(self.runs, **options)`."""
+        from orchestrator.analysis.isoflop import fit_isoflop
+
+        return fit_isoflop(self.runs, **options)
+
+    def frontier(self, objectives: Mapping[str, str]) -> pd.DataFrame:
+        """`pareto_front(self.runs, objectives)`: the non-dominated finished runs, e.g. {"cost_usd": "min"}."""
+        from orchestrator.analysis.pareto import pareto_front
+
+        return pareto_front(self.runs, objectives)
+
+    def __repr__(self) -> str:
+        return (f"Sweep({self.name!r}, {len(self._runs)} finished run keys, {len(self._children)} child runs over "
+                f"{len(self._parents)} launches, tracking_uri={self.tracking_uri!r})")
+
+    @cached_property
+    def _runs(self) -> pd.DataFrame:
+        return runs_frame(newest_finished(self._children))
+
+    @cached_property
+    def _all_runs(self) -> pd.DataFrame:
+        return runs_frame(self._children)
+
+    @cached_property
+    def _parents_frame(self) -> pd.DataFrame:
+        return parents_frame(self._parents)
+
+
+def load_sweep(name: str, tracking_uri: str | None = None) -> Sweep:
+    """Read sweep `name` from the MLflow store at `tracking_uri` (None: sqlite:///mlflow.db in the working directory).
+
+    Raises SweepNotFoundError (a ConfigError) listing the sweeps there when there is none of that name,
+    ConfigError("tracking_uri", ...) when the store does not exist or the URI is unusable, and TrackingError
+    when the store cannot be read.
+    """
+    uri = tracking_uri or DEFAULT_TRACKING_URI
+    _require_existing_store(uri)
+    store = _open_store(uri, name)
+    experiment_id = _reading(uri, name, lambda: _experiment_id(store, uri, name))
+    children = _reading(uri, name, store.child_runs)
+    parents = _reading(uri, name, lambda: _parent_runs(store, experiment_id))
+    return Sweep(name, uri, experiment_id, tuple(map(tracked_run, children)), tuple(map(tracked_run, parents)))
+
+
+def _require_existing_store(uri: str) -> None:
+    """A local store (SQLite file, file store folder) must exist: MLflow would create an empty one on first touch."""
+    path = _local_path(uri)
+    if path is not None and not path.exists():
+        raise ConfigError("tracking_uri", f"no MLflow store at {path.resolve()} ({uri}); nothing was created. "
+                                          "Run the sweep from that folder first, or pass the store's URI")
+
+
+def _local_path(uri: str) -> Path | None:
+    if uri.startswith("sqlite:"):
+        rest = uri.removeprefix("sqlite:///").split("?")[0]
+        return Path(rest) if uri.startswith("sqlite:///") and rest and rest != ":memory:" else None
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        return Path(url2pathname(parsed.path))
+    return Path(uri) if parsed.scheme == "" else None
+
+
+def _open_store(uri: str, name: str) -> MlflowStore:
+    from orchestrator.tracking.store import MlflowStore
+
+    try:
+        return MlflowStore(uri, name)
+    except Exception as exc:  # noqa: BLE001 - MLflow's error for a URI it cannot use, translated here
+        raise ConfigError("tracking_uri", f"cannot open MLflow store {uri}: {str(exc).strip()}") from exc
+
+
+def _reading(uri: str, name: str, read: Callable[[], T]) -> T:
+    try:
+        return read()
+    except OrchestratorError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - MLflow's errors, translated at the boundary
+        raise TrackingError(f"could not read sweep {name!r} from {uri}: {str(exc).strip()}") from exc
+
+
+def _experiment_id(store: MlflowStore, uri: str, name: str) -> str:
+    found = store.client.get_experiment_by_name(name)
+    if found is not None and found.lifecycle_stage == "active":
+        return str(found.experiment_id)
+    detail = " (it was deleted; restore it in MLflow to read it)" if found is not None else ""
+    names = sorted(e.name for e in store.client.search_experiments() if e.experiment_id != _DEFAULT_EXPERIMENT_ID)
+    raise SweepNotFoundError(name, uri, names, detail)
+
+
+def _parent_runs(store: MlflowStore, experiment_id: str) -> list[Any]:
+    """The sweep's launches (first 10000; a sweep has far fewer). Read here: MlflowStore reads only children."""
+    from orchestrator.tracking.store import ROLE
+
+    return list(store.client.search_runs([experiment_id], f"tags.`{ROLE}` = 'parent'", max_results=10000,
+                                         order_by=["attributes.start_time ASC"]))
