@@ -12,14 +12,20 @@ commands:
   status <sweep> [--tracking-uri URI]                     counts of a sweep's runs by status
   recost <sweep> [--cost NAME|PATH] [--set KEY=VALUE ...] [--tracking-uri URI] [--dry-run]
                                                           cost and CO2 of finished runs again, under another cost model
+  fit <sweep> [--form chinchilla|power] [--n COL] [--d COL] [--loss COL] [--x COL] [--y COL]
+      [--bootstrap N] [--seed S] [--json] [--plot PNG] [--tracking-uri URI]
+                                                          scaling law fitted to the finished runs, with 95% intervals
+  frontier <sweep> --objective COL:min|max [...] [--json] [--plot PNG] [--tracking-uri URI]
+                                                          the non-dominated finished runs (Pareto front)
   doctor                                                  which energy meters work on this machine, and why not
 """
 
 
 def _commands() -> dict[str, Callable[[list[str]], int]]:
-    from orchestrator.cli import doctor, recost, run, status
+    from orchestrator.cli import doctor, fit, frontier, recost, run, status
 
-    return {"run": run.main, "status": status.main, "recost": recost.main, "doctor": doctor.main}
+    return {"run": run.main, "status": status.main, "recost": recost.main, "fit": fit.main,
+            "frontier": frontier.main, "doctor": doctor.main}
 
 
 def main(argv: list[str] | None = None) -> int:
