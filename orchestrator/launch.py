@@ -24,7 +24,6 @@ from orchestrator.records import FAILED, FINISHED, KILLED, CurvePoint, RunResult
 from orchestrator.sweep.expand import SweepPlan, plan_sweep
 from orchestrator.sweep.resources import settle_gpus
 from orchestrator.tracking.store import MlflowStore
-from orchestrator.tracking.writer import WriterEvents
 
 
 @dataclass(frozen=True)
@@ -180,15 +179,16 @@ def launch(cfg: DictConfig, events: RunEvents | None = None,
     collector = Collector()
     status = KILLED
     try:
-        listeners = [WriterEvents(writer), collector, *([events] if events else [])]
-        Scheduler(info, Fanout(*listeners), options, writer).run(specs, should_stop)
-        status = FINISHED if all(r.status == FINISHED for r in collector.results.values()) else FAILED
+        listeners = [collector, *([events] if events else [])]
+        Scheduler(info, Fanout(*listeners), options, writer, parent_ref).run(specs, should_stop)
+        results = collector.results.values()
+        status = KILLED if should_stop() else FINISHED if all(r.status == FINISHED for r in results) else FAILED
     finally:
         counts = {s: sum(1 for r in collector.results.values() if r.status == s) for s in (FINISHED, FAILED, KILLED)}
         metrics = {"runs_planned": len(plan.runs), "runs_skipped": skipped, "runs_finished": counts[FINISHED],
                    "runs_failed": counts[FAILED], "runs_killed": counts[KILLED], "wall_s": time.monotonic() - started,
                    **sweep_totals(r.metrics for r in collector.results.values() if r.status == FINISHED)}
-        errors = ray.get(writer.close_launch.remote(status, metrics, {"status": status}))
+        errors = close_writer(writer, status, metrics)
     parent_id = ray.get(parent_ref)
     analysis_warnings: list[str] = []
     if plan.analysis and status != KILLED:
@@ -196,6 +196,23 @@ def launch(cfg: DictConfig, events: RunEvents | None = None,
     return LaunchSummary(plan.name, uri, store.experiment_id(), parent_id, len(plan.runs), skipped, skipped_failed,
                          collector.results, {s.run_key: s.name for s in specs}, tuple(errors),
                          time.monotonic() - started, tuple(analysis_warnings))
+
+
+# Seconds the driver waits, at the end of a launch, for executors' last tracking messages to reach the writer.
+CLOSE_DEADLINE_S = 30.0
+
+
+def close_writer(writer: Any, status: str, metrics: dict[str, float]) -> list[str]:
+    """End the launch's parent run once every run's end is written; returns the writes that failed."""
+    import ray
+
+    deadline = time.monotonic() + CLOSE_DEADLINE_S
+    while True:
+        force = time.monotonic() > deadline
+        closed, errors = ray.get(writer.close_launch.remote(status, metrics, {"status": status}, force))
+        if closed:
+            return errors
+        time.sleep(0.02)
 
 
 def analyze(uri: str, sweep: str, spec: Any, parent_id: str) -> list[str]:

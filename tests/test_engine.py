@@ -191,3 +191,16 @@ def test_a_sweeps_analysis_section_logs_fits_and_frontiers_to_the_launch(ray_clu
     files = {a.path for a in client.list_artifacts(summary.parent_run_id, "analysis")}
     assert {"analysis/fit.chinchilla.json", "analysis/fit.chinchilla.png"} <= files
     assert any(f.startswith("analysis/frontier.") and f.endswith(".csv") for f in files)
+
+
+def test_runs_waiting_behind_a_crashed_run_are_not_charged_an_attempt(ray_cluster, compose, tracking_uri, tmp_path):
+    summary = launch(compose(*SYN, f"tracking.uri={tracking_uri}", "job._target_=tests.testjobs.crash_once",
+                             f"+job.marker={tmp_path / 'marker'}", "~sweep.params", "+sweep.params.job.index=[0,1,2,3]",
+                             "resources.gpus=1", "execution.max_concurrent=1", "execution.retries=0"))
+    children = runs_of(tracking_uri, "synthetic-demo")
+    assert sorted(c.info.status for c in children) == ["FAILED", "FINISHED", "FINISHED", "FINISHED"]
+    assert summary.count("FAILED") == 1 and summary.count("FINISHED") == 3
+    assert all(c.data.tags["attempt"] == "1" for c in children)
+    (failed,) = [c for c in children if c.info.status == "FAILED"]
+    assert "executor lost" in failed.data.tags["error"]
+

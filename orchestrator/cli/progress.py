@@ -30,6 +30,8 @@ class ProgressDisplay:
         self.finished = 0
         # Live sums over ended runs: energy where measured, GPU-hours, cost, carbon.
         self.totals = {"energy_j": 0.0, "gpu_hours": 0.0, "cost_usd": 0.0, "co2_g": 0.0}
+        # Which totals some run actually reported: the others show n/a, never 0.
+        self.measured: set[str] = set()
 
     def on_plan(self, plan: Any, skipped: int, skipped_failed: int) -> None:
         todo = len(plan.runs) - skipped
@@ -45,10 +47,10 @@ class ProgressDisplay:
             self.progress.start()
 
     def _counts(self) -> str:
-        t = self.totals
+        shown = {key: (f"{value:.3g}" if key in self.measured else "n/a") for key, value in self.totals.items()}
         return (f"[green]{self.finished} done[/] [cyan]{self.running} running[/] [red]{self.failed} failed[/] "
-                f"| {t['energy_j'] / 3.6e6:.3g} kWh {t['gpu_hours']:.3g} GPU-h ${t['cost_usd']:.3g} "
-                f"{t['co2_g']:.3g} gCO2")
+                f"| energy {shown['energy_j']} J, {shown['gpu_hours']} GPU-h, ${shown['cost_usd']}, "
+                f"{shown['co2_g']} gCO2")
 
     def _update(self, advance: int = 0) -> None:
         if self.task is not None:
@@ -56,6 +58,10 @@ class ProgressDisplay:
 
     def on_start(self, spec: RunSpec, where: dict[str, Any]) -> None:
         self.running += 1
+        self._update()
+
+    def on_requeue(self, spec: RunSpec) -> None:
+        self.running -= 1
         self._update()
 
     def on_retry(self, spec: RunSpec, failed: RunResult) -> None:
@@ -69,6 +75,7 @@ class ProgressDisplay:
             value = result.metrics.get(key)
             if value is not None and value == value:
                 self.totals[key] += value
+                self.measured.add(key)
         if result.status == FINISHED:
             self.finished += 1
         else:

@@ -10,22 +10,26 @@ from typing import Any
 from orchestrator.execution.executor import Executor, RunSettings
 from orchestrator.records import Resources, RunResult, RunSpec
 
-# Seconds an executor waits, at the end of a run, for the tracking writer to take the points it streamed.
-POINTS_ACK_TIMEOUT_S = 30.0
-
-
 class RayExecutor(Executor):
     """An `Executor` inside a Ray actor: streamed points go straight to the launch's tracking writer actor."""
 
-    def run_tracked(self, spec: RunSpec, settings: RunSettings, writer: Any) -> RunResult:
-        import ray
+    def run_tracked(self, spec: RunSpec, settings: RunSettings, writer: Any, opened: list[Any]) -> tuple[
+            RunResult, int]:
+        """Run one job, sending its start and curves to the launch's writer without waiting on it; returns the result
+        and how many messages were sent, so the writer can apply the run's end after all of them.
 
-        sent: list[Any] = []
-        result = self.run(spec, settings, sink=lambda points: sent.append(writer.points.remote(spec.run_key, points)))
-        # Points sent while the run ran must reach the writer before the driver ends the run.
-        if sent:
-            ray.wait(sent, num_returns=len(sent), timeout=POINTS_ACK_TIMEOUT_S)
-        return result
+        `opened` holds the ref of the writer's `open_launch`: the start waits on it in the writer, not here."""
+        import time
+
+        sent = [1]
+
+        def sink(points: Any) -> None:
+            writer.points.remote(spec.run_key, spec.attempt, points)
+            sent[0] += 1
+
+        # The writer opens the run's MLflow child when the run really starts here (it may have waited behind another).
+        writer.start.remote(spec, {**self.info(), "started_at_ms": int(time.time() * 1000)}, *opened)
+        return self.run(spec, settings, sink=sink), sent[0]
 
 
 _slot_ids = itertools.count(1)
@@ -40,7 +44,12 @@ class Slot:
     ready_ref: Any
     slot_id: int = field(default_factory=lambda: next(_slot_ids))
     info: dict[str, Any] | None = None
-    busy: bool = False
+    # Refs of the runs sent to this executor, in the order sent: the first is running, the others wait behind it.
+    pending: list[Any] = field(default_factory=list)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.pending)
 
 
 def actor_options(shape: Resources, runtime_env: dict[str, Any] | None) -> dict[str, Any]:

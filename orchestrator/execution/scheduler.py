@@ -3,7 +3,12 @@
 Plain Ray tasks with GPUs start a new worker process per task (80 runs of 0.5 s on 8 GPUs took 63.5 s against an
 ideal 5.0 s here), so runs go to long-lived actors instead. An executor that dies is replaced; its run is retried while
 `retries` allow. With `isolate`, every run gets a fresh executor process.
+
+While more runs wait than there are executors, each executor is sent its next run before the current one ends, so it
+never idles for the driver's round trip (~10 ms per run here). At the tail of a queue each executor holds one run, so
+no run waits behind a long one while another executor is free.
 """
+
 
 from __future__ import annotations
 
@@ -18,10 +23,20 @@ from orchestrator.execution.executor import RunSettings
 from orchestrator.records import FAILED, KILLED, Resources, RunResult, RunSpec
 
 
+# Runs an executor holds at once while the queue is long: one running, one waiting behind it.
+PIPELINE_DEPTH = 2
+
+
 class RunEvents(Protocol):
-    """What the scheduler tells the tracker and the progress display, in order, from the driver's thread."""
+    """What the scheduler tells the tracker and the progress display, in order, from the driver's thread.
+
+    on_start: the run was sent to an executor (it starts there when the executor is free); on_requeue: it came back
+    unstarted because its executor died running an earlier run; on_retry: it failed and will run again; on_end: done.
+    """
 
     def on_start(self, spec: RunSpec, where: dict[str, Any]) -> None: ...
+
+    def on_requeue(self, spec: RunSpec) -> None: ...
 
     def on_retry(self, spec: RunSpec, failed: RunResult) -> None: ...
 
@@ -46,12 +61,14 @@ def _executor_lost(spec: RunSpec, exc: Exception) -> RunResult:
 class Scheduler:
     """Runs specs to completion on the cluster, reporting through `events`."""
 
-    def __init__(self, info: ClusterInfo, events: RunEvents, options: SchedulerOptions, writer: Any) -> None:
+    def __init__(self, info: ClusterInfo, events: RunEvents, options: SchedulerOptions, writer: Any,
+                 opened: Any = None) -> None:
         self.info = info
         self.events = events
         self.options = options
-        # The tracking writer actor executors stream curve points to.
+        # The tracking writer actor executors stream curve points to, and the ref of its open_launch.
         self.writer = writer
+        self.opened = [] if opened is None else [opened]
         self.queues: dict[Resources, deque[RunSpec]] = {}
         self.slots: list[pool.Slot] = []
         self.in_flight: dict[Any, tuple[pool.Slot, RunSpec]] = {}
@@ -92,27 +109,44 @@ class Scheduler:
         if slot is not None:
             self._mark_ready(slot, ref)
             return
+        if ref not in self.in_flight:
+            return  # already put back in the queue when its executor died
         slot, spec = self.in_flight.pop(ref)
-        result = self._result(ref, spec)
-        slot.busy = False
-        if result.tags.get("cause") == "executor_lost" or self.options.isolate:
+        slot.pending.remove(ref)
+        result, sent = self._result(ref, spec)
+        lost = result.tags.get("cause") == "executor_lost"
+        if lost or self.options.isolate:
             self._retire(slot)
+        if lost:
+            self._requeue_waiting(slot)
         retry = result.status == FAILED and spec.attempt <= self.options.retries
         if retry:
             self.queues[spec.resources].appendleft(replace(spec, attempt=spec.attempt + 1))
         self._dispatch()  # refill the freed executor before telling anyone, so it idles as little as possible
         if retry:
+            self.writer.retry.remote(spec, result, sent)
             self.events.on_retry(spec, result)
         else:
+            self.writer.end.remote(spec, result, sent)
             self.events.on_end(result)
 
-    def _result(self, ref: Any, spec: RunSpec) -> RunResult:
+    def _requeue_waiting(self, slot: pool.Slot) -> None:
+        """Runs that waited behind the one that took their executor down never started: back to the queue, no attempt
+        spent (the executor runs its runs in order, so only the first sent was running)."""
+        for ref in slot.pending:
+            _, spec = self.in_flight.pop(ref)
+            self.queues[spec.resources].appendleft(spec)
+            self.events.on_requeue(spec)
+        slot.pending.clear()
+
+    def _result(self, ref: Any, spec: RunSpec) -> tuple[RunResult, int]:
+        """The run's result and how many tracking messages its executor sent for it (0 when the executor died)."""
         import ray
 
         try:
             return ray.get(ref)
         except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.ObjectLostError) as exc:
-            return _executor_lost(spec, exc)
+            return _executor_lost(spec, exc), 0
 
     def _mark_ready(self, slot: pool.Slot, ref: Any) -> None:
         import ray
@@ -124,7 +158,7 @@ class Scheduler:
 
     # -- slots ----------------------------------------------------------------------------------------------------
     def _wanted(self, shape: Resources) -> int:
-        busy = sum(1 for s, _ in self.in_flight.values() if s.shape == shape)
+        busy = sum(1 for s in self.slots if s.shape == shape and s.busy)
         want = min(len(self.queues[shape]) + busy, capacity(shape, self.info))
         if self.options.max_concurrent:
             want = min(want, self.options.max_concurrent)
@@ -144,18 +178,30 @@ class Scheduler:
                 warm = pool.WARM.take(shape)
                 self.slots.append(warm or pool.spawn(shape, self.options.runtime_env))
 
+    def _depth(self, shape: Resources) -> int:
+        """Runs to hold per executor: a second one only when every executor of this shape (starting ones included)
+        is busy and the queue still outnumbers them, so no run waits behind another while an executor could take it."""
+        if self.options.isolate:
+            return 1
+        executors = [s for s in self.slots if s.shape == shape]
+        if all(s.busy for s in executors) and len(self.queues[shape]) >= len(executors):
+            return PIPELINE_DEPTH
+        return 1
+
     def _dispatch(self) -> None:
         for slot in self.slots:
             queue = self.queues[slot.shape]
-            if slot.info is None or slot.busy or not queue:
+            if slot.info is None or not queue:
                 continue
-            if self.options.max_concurrent and len(self.in_flight) >= self.options.max_concurrent:
-                return
-            spec = queue.popleft()
-            ref = slot.actor.run_tracked.remote(spec, self.options.run, self.writer)
-            slot.busy = True
-            self.in_flight[ref] = (slot, spec)
-            self.events.on_start(spec, slot.info)
+            if not slot.busy and self.options.max_concurrent:
+                if sum(1 for s in self.slots if s.busy) >= self.options.max_concurrent:
+                    continue
+            while queue and len(slot.pending) < self._depth(slot.shape):
+                spec = queue.popleft()
+                ref = slot.actor.run_tracked.remote(spec, self.options.run, self.writer, self.opened)
+                slot.pending.append(ref)
+                self.in_flight[ref] = (slot, spec)
+                self.events.on_start(spec, slot.info)
 
     def _retire(self, slot: pool.Slot) -> None:
         import ray
@@ -168,9 +214,12 @@ class Scheduler:
         """Runs still in flight end KILLED with their executors; idle executors stay warm for the next launch."""
         now = int(time.time() * 1000)
         for slot, spec in self.in_flight.values():
-            self.events.on_end(RunResult(spec.run_key, KILLED, {}, (), {"cause": "interrupted"}, "interrupted", None,
-                                         now, now, spec.attempt))
-            self._retire(slot)
+            result = RunResult(spec.run_key, KILLED, {}, (), {"cause": "interrupted"}, "interrupted", None, now, now,
+                               spec.attempt)
+            self.writer.end.remote(spec, result, 0)
+            self.events.on_end(result)
+            if slot in self.slots:
+                self._retire(slot)
         self.in_flight.clear()
         if self.options.isolate:
             for slot in list(self.slots):

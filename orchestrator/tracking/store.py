@@ -84,7 +84,7 @@ class MlflowStore:
                 "attempt": str(spec.attempt), "status": "RUNNING", "node": str(where.get("node", "")),
                 "device": ",".join(f"gpu:{g}" for g in where.get("gpu_ids", [])) or "cpu"}
         run = self.client.create_run(self.experiment_id(create=True), run_name=spec.name, tags=tags,
-                                     start_time=_now_ms())
+                                     start_time=int(where.get("started_at_ms") or _now_ms()))
         params = {k: param_value(v) for k, v in flatten(spec.job)}
         params.update({f"resources.{k}": param_value(v) for k, v in vars(spec.resources).items()})
         metrics = {metric_name_for(p): number(v) for p, v in spec.varied.items()}
@@ -113,6 +113,16 @@ class MlflowStore:
 
     def log_text(self, run_id: str, text: str, path: str) -> None:
         self.client.log_text(run_id, text, path)
+
+    def log_files(self, run_id: str, files: Mapping[str, bytes], folder: str) -> None:
+        """Log in-memory files (JSON, CSV, PNG) as artifacts of a run, under `folder/`."""
+        import tempfile
+        from pathlib import Path
+
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, data in files.items():
+                (Path(tmp) / name).write_bytes(data)
+            self.client.log_artifacts(run_id, tmp, folder)
 
     def log(self, run_id: str, params: Mapping[str, str] | None = None, metrics: Mapping[str, float] | None = None,
             tags: Mapping[str, Any] | None = None) -> None:
