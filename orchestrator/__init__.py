@@ -15,7 +15,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from orchestrator.analysis.hypervolume import hypervolume
+    from orchestrator.analysis._hypervolume import hypervolume
     from orchestrator.analysis.isoflop import fit_isoflop
     from orchestrator.analysis.pareto import pareto_front
     from orchestrator.analysis.plots import plot_isoflop, plot_pareto_front, plot_scaling_fit
@@ -29,7 +29,7 @@ _EXPORTS = {
     "fit_scaling_law": "orchestrator.analysis.scaling",
     "fit_isoflop": "orchestrator.analysis.isoflop",
     "pareto_front": "orchestrator.analysis.pareto",
-    "hypervolume": "orchestrator.analysis.hypervolume",
+    "hypervolume": "orchestrator.analysis._hypervolume",
     "plot_scaling_fit": "orchestrator.analysis.plots",
     "plot_isoflop": "orchestrator.analysis.plots",
     "plot_pareto_front": "orchestrator.analysis.plots",

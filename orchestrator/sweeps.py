@@ -107,7 +107,7 @@ def load_sweep(name: str, tracking_uri: str | None = None) -> Sweep:
     when the store cannot be read.
     """
     uri = tracking_uri or DEFAULT_TRACKING_URI
-    _require_existing_store(uri)
+    require_existing_store(uri)
     store = _open_store(uri, name)
     experiment_id = _reading(uri, name, lambda: _experiment_id(store, uri, name))
     children = _reading(uri, name, store.child_runs)
@@ -115,7 +115,7 @@ def load_sweep(name: str, tracking_uri: str | None = None) -> Sweep:
     return Sweep(name, uri, experiment_id, tuple(map(tracked_run, children)), tuple(map(tracked_run, parents)))
 
 
-def _require_existing_store(uri: str) -> None:
+def require_existing_store(uri: str) -> None:
     """A local store (SQLite file, file store folder) must exist: MLflow would create an empty one on first touch."""
     path = _local_path(uri)
     if path is not None and not path.exists():

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
         NoUsableRowsError,
         TooFewPointsError,
     )
-    from orchestrator.analysis.hypervolume import hypervolume
+    from orchestrator.analysis._hypervolume import hypervolume
     from orchestrator.analysis.isoflop import IsoFlopFit, fit_isoflop
     from orchestrator.analysis.pareto import pareto_front
     from orchestrator.analysis.plots import plot_isoflop, plot_pareto_front, plot_scaling_fit, png_bytes, save_png
@@ -31,7 +31,7 @@ _EXPORTS = {
     "fit_isoflop": "isoflop",
     "IsoFlopFit": "isoflop",
     "pareto_front": "pareto",
-    "hypervolume": "hypervolume",
+    "hypervolume": "_hypervolume",
     "plot_scaling_fit": "plots",
     "plot_isoflop": "plots",
     "plot_pareto_front": "plots",

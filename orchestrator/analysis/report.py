@@ -85,7 +85,7 @@ def _isoflop_part(df: pd.DataFrame, spec: IsoFlopSpec) -> AnalysisReport:
 
 
 def _frontier_part(df: pd.DataFrame, spec: FrontierSpec) -> AnalysisReport:
-    from orchestrator.analysis.hypervolume import hypervolume
+    from orchestrator.analysis._hypervolume import hypervolume
     from orchestrator.analysis.pareto import pareto_front
     from orchestrator.analysis.plots import plot_pareto_front, png_bytes
 

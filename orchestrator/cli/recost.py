@@ -51,8 +51,10 @@ def main(argv: list[str]) -> int:
 
 def _store(uri: str, sweep: str) -> Any:
     from orchestrator.errors import ConfigError
+    from orchestrator.sweeps import require_existing_store
     from orchestrator.tracking.store import MlflowStore
 
+    require_existing_store(uri)
     try:
         return MlflowStore(uri, sweep)
     except Exception as exc:  # noqa: BLE001 - MLflow's error for a URI it cannot use, translated here

@@ -14,8 +14,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--tracking-uri", default=DEFAULT_URI, help=f"MLflow tracking URI (default {DEFAULT_URI})")
     args = parser.parse_args(argv)
 
+    from orchestrator.errors import ConfigError
+    from orchestrator.sweeps import require_existing_store
     from orchestrator.tracking.store import MlflowStore
 
+    try:
+        require_existing_store(args.tracking_uri)
+    except ConfigError as exc:
+        print(f"error: {exc}")
+        return 2
     store = MlflowStore(args.tracking_uri, args.sweep)
     if store.experiment_id() is None:
         print(f"no sweep named {args.sweep!r} in {args.tracking_uri}")
