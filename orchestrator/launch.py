@@ -157,7 +157,7 @@ def launch(cfg: DictConfig, events: RunEvents | None = None,
     """Run the sweep described by the composed config; returns when every run has ended (or the launch stopped)."""
     import ray
 
-    started = time.monotonic()
+    started, started_at_ms = time.monotonic(), int(time.time() * 1000)
     plan = plan_sweep(cfg)
     options = scheduler_options(cfg)
     uri = absolute_uri(str(cfg.tracking.uri))
@@ -175,7 +175,8 @@ def launch(cfg: DictConfig, events: RunEvents | None = None,
         return LaunchSummary(plan.name, uri, store.experiment_id(), None, len(plan.runs), skipped, skipped_failed)
     writer = pool.WARM.writer(uri)
     parent_ref = writer.open_launch.remote(plan.name, f"launch {time.strftime('%Y-%m-%d %H:%M:%S')}",
-                                           _parent_params(cfg, plan, options.run), {"sweep": plan.name}, _parent_texts(cfg, plan))
+                                           _parent_params(cfg, plan, options.run), {"sweep": plan.name},
+                                           _parent_texts(cfg, plan), started_at_ms)
     collector = Collector()
     status = KILLED
     try:

@@ -73,9 +73,11 @@ class MlflowStore:
         return best
 
     # -- writing --------------------------------------------------------------------------------------------------
-    def create_parent(self, name: str, params: Mapping[str, Any], tags: Mapping[str, str]) -> str:
+    def create_parent(self, name: str, params: Mapping[str, Any], tags: Mapping[str, str],
+                      start_time_ms: int | None = None) -> str:
         exp = self.experiment_id(create=True)
-        run = self.client.create_run(exp, run_name=name, tags={ROLE: "parent", **tags})
+        run = self.client.create_run(exp, run_name=name, tags={ROLE: "parent", **tags},
+                                     start_time=start_time_ms or _now_ms())
         self.log(run.info.run_id, params={k: param_value(v) for k, v in params.items()})
         return run.info.run_id
 
