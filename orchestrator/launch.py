@@ -155,17 +155,30 @@ def launch(cfg: DictConfig, events: RunEvents | None = None,
            should_stop: Callable[[], bool] = lambda: False,
            on_plan: Callable[[SweepPlan, int, int], None] | None = None) -> LaunchSummary:
     """Run the sweep described by the composed config; returns when every run has ended (or the launch stopped)."""
+    plan = plan_sweep(cfg)
+    options = scheduler_options(cfg)
+    return execute(plan, cfg.cluster, str(cfg.tracking.uri), options, _parent_params(cfg, plan, options.run),
+                   _parent_texts(cfg, plan), events=events, should_stop=should_stop, on_plan=on_plan,
+                   rerun_failed=bool(cfg.execution.get("rerun_failed", False)))
+
+
+def execute(plan: SweepPlan, cluster: Any, tracking_uri: str, options: SchedulerOptions,
+            params: dict[str, Any], texts: dict[str, str], *, events: RunEvents | None = None,
+            should_stop: Callable[[], bool] = lambda: False,
+            on_plan: Callable[[SweepPlan, int, int], None] | None = None,
+            skip_done: bool = True, rerun_failed: bool = False) -> LaunchSummary:
+    """Run a validated plan: connect, check resources, skip what is done (unless `skip_done` is off, as for a
+    Hydra multirun, which expects every job to run), track the launch as one parent run. Entry points build the plan
+    (`launch` from the sweep config, the Hydra launcher from its job overrides) and call this."""
     import ray
 
     started, started_at_ms = time.monotonic(), int(time.time() * 1000)
-    plan = plan_sweep(cfg)
-    options = scheduler_options(cfg)
-    uri = absolute_uri(str(cfg.tracking.uri))
-    info = connect(cfg.cluster)
+    uri = absolute_uri(tracking_uri)
+    info = connect(cluster)
     plan = bind(plan, info)
     store = MlflowStore(uri, plan.name)
-    statuses = store.statuses()
-    specs = todo(plan, statuses, bool(cfg.execution.get("rerun_failed", False)))
+    statuses = store.statuses() if skip_done else {}
+    specs = todo(plan, statuses, rerun_failed)
     skipped = len(plan.runs) - len(specs)
     skipped_failed = sum(1 for s in plan.runs if statuses.get(s.run_key) == FAILED) - sum(
         1 for s in specs if statuses.get(s.run_key) == FAILED)
@@ -174,9 +187,8 @@ def launch(cfg: DictConfig, events: RunEvents | None = None,
     if not specs:
         return LaunchSummary(plan.name, uri, store.experiment_id(), None, len(plan.runs), skipped, skipped_failed)
     writer = pool.WARM.writer(uri)
-    parent_ref = writer.open_launch.remote(plan.name, f"launch {time.strftime('%Y-%m-%d %H:%M:%S')}",
-                                           _parent_params(cfg, plan, options.run), {"sweep": plan.name},
-                                           _parent_texts(cfg, plan), started_at_ms)
+    parent_ref = writer.open_launch.remote(plan.name, f"launch {time.strftime('%Y-%m-%d %H:%M:%S')}", params,
+                                           {"sweep": plan.name}, texts, started_at_ms)
     collector = Collector()
     status = KILLED
     try:

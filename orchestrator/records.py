@@ -43,6 +43,18 @@ class RunSpec:
     varied: Mapping[str, Any] = field(default_factory=dict)
     # Attempt number, starting at 1.
     attempt: int = 1
+    # Opaque data an entry point hands its job through `ctx.payload` (the Hydra launcher's task function and
+    # config); not part of the run_key, never logged. None for sweep jobs.
+    payload: Any = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class JobOutput:
+    """What a job may return instead of a plain metrics mapping: final metrics plus any value for its caller."""
+
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    # Returned as is in `RunResult.value` (e.g. Hydra's JobReturn); never logged.
+    value: Any = None
 
 
 @dataclass(frozen=True)
@@ -74,3 +86,5 @@ class RunResult:
     started_at_ms: int = 0
     ended_at_ms: int = 0
     attempt: int = 1
+    # The job's `JobOutput.value`, when it returned one.
+    value: Any = None

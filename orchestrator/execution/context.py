@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from orchestrator.records import CurvePoint
 
@@ -27,12 +27,15 @@ class JobContext:
         sink: Sink | None = None,
         flush_interval_s: float = 1.0,
         flush_points: int = 500,
+        payload: Any = None,
     ) -> None:
         self._device = device
         # The GPU ids the scheduler assigned (as in CUDA_VISIBLE_DEVICES).
         self.gpu_ids = tuple(gpu_ids)
         self.run_key = run_key
         self.attempt = attempt
+        # Opaque data from the entry point (the Hydra launcher's task); None for sweep jobs.
+        self.payload = payload
         # Every point logged, when no sink is given (in-process use and tests).
         self.curves: list[CurvePoint] = []
         self._sink = sink

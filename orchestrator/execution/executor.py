@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from orchestrator.execution.context import JobContext, Sink
-from orchestrator.records import FAILED, FINISHED, RunResult, RunSpec
+from orchestrator.records import FAILED, FINISHED, JobOutput, RunResult, RunSpec
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,8 @@ def _now_ms() -> int:
 
 def _final_metrics(returned: Any) -> dict[str, float]:
     """The job's return value as {name: float}; anything else is a job error the user should see."""
+    if isinstance(returned, JobOutput):
+        returned = returned.metrics
     if returned is None:
         return {}
     if not isinstance(returned, Mapping):
@@ -77,14 +79,16 @@ class Executor:
         """Run one job inside the energy meter; curve points go to `sink` while it runs (else all come back)."""
         gpu_ids = assigned_gpu_ids()
         ctx = JobContext(gpu_ids=gpu_ids, run_key=spec.run_key, attempt=spec.attempt, sink=sink,
-                         flush_interval_s=settings.flush_interval_s)
+                         flush_interval_s=settings.flush_interval_s, payload=spec.payload)
         tags = {"node": self.node, "pid": str(self.pid), "device": ",".join(f"gpu:{g}" for g in gpu_ids) or "cpu",
                 "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
         meter = _meter(settings, gpu_ids, spec)
         started_ms, t0 = _now_ms(), time.perf_counter()
-        status, metrics, error, tb = FINISHED, {}, None, None
+        status, metrics, error, tb, value = FINISHED, {}, None, None, None
         try:
-            metrics = _final_metrics(self._call(spec, ctx))
+            returned = self._call(spec, ctx)
+            metrics = _final_metrics(returned)
+            value = returned.value if isinstance(returned, JobOutput) else None
         except (Exception, SystemExit) as exc:  # every failure of a job is reported, not raised
             status, error, tb = FAILED, f"{type(exc).__name__}: {exc}", traceback.format_exc()
         wall_s = time.perf_counter() - t0
@@ -99,7 +103,8 @@ class Executor:
             from orchestrator.energy.cost import cost_metrics
 
             metrics.update(cost_metrics(settings.cost, metrics, tags))
-        return RunResult(spec.run_key, status, metrics, tuple(tail), tags, error, tb, started_ms, _now_ms(), spec.attempt)
+        return RunResult(spec.run_key, status, metrics, tuple(tail), tags, error, tb, started_ms, _now_ms(), spec.attempt,
+                         value)
 
     def _call(self, spec: RunSpec, ctx: JobContext) -> Any:
         from omegaconf import OmegaConf
