@@ -10,7 +10,7 @@ import json
 import os
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -20,7 +20,7 @@ from orchestrator.execution import pool
 from orchestrator.execution.cluster import ClusterInfo, check_feasible, connect
 from orchestrator.execution.executor import RunSettings
 from orchestrator.execution.scheduler import RunEvents, Scheduler, SchedulerOptions
-from orchestrator.records import FAILED, FINISHED, KILLED, CurvePoint, RunResult, RunSpec
+from orchestrator.records import FAILED, FINISHED, KILLED, RunResult, RunSpec
 from orchestrator.sweep.expand import SweepPlan, plan_sweep
 from orchestrator.sweep.resources import settle_gpus
 from orchestrator.tracking.store import MlflowStore
@@ -104,8 +104,8 @@ def scheduler_options(cfg: DictConfig) -> SchedulerOptions:
     max_concurrent = ex.get("max_concurrent")
     if max_concurrent is not None and (not isinstance(max_concurrent, int) or max_concurrent < 1):
         raise ConfigError("execution.max_concurrent", f"expected null or a whole number >= 1, got {max_concurrent!r}")
-    # No runtime_env: Ray already puts the driver's working directory on executors' sys.path (so jobs next to the
-    # user's conf/ import), and a runtime_env would keep executors off Ray's prestarted workers (4 s slower here).
+    # Executors get no runtime_env: Ray already puts the driver's working directory on their sys.path (so a user's
+    # jobs next to their conf/ import), and a runtime_env made executor start-up 4 s slower here.
     return SchedulerOptions(retries, bool(ex.get("isolate", False)), max_concurrent, run_settings(cfg))
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from mlflow.entities import Metric, RunTag
+from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from orchestrator.cli.main import main

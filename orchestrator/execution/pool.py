@@ -52,20 +52,18 @@ class Slot:
         return bool(self.pending)
 
 
-def actor_options(shape: Resources, runtime_env: dict[str, Any] | None) -> dict[str, Any]:
+def actor_options(shape: Resources) -> dict[str, Any]:
     options: dict[str, Any] = {"num_cpus": shape.cpus, "num_gpus": shape.gpus or 0, "max_restarts": 0,
                                "max_concurrency": 1}
     if shape.memory_bytes:
         options["memory"] = shape.memory_bytes
-    if runtime_env:
-        options["runtime_env"] = runtime_env
     return options
 
 
-def spawn(shape: Resources, runtime_env: dict[str, Any] | None = None) -> Slot:
+def spawn(shape: Resources) -> Slot:
     import ray
 
-    actor = ray.remote(RayExecutor).options(**actor_options(shape, runtime_env)).remote()
+    actor = ray.remote(RayExecutor).options(**actor_options(shape)).remote()
     return Slot(shape, actor, actor.info.remote())
 
 

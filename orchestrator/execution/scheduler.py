@@ -49,7 +49,6 @@ class SchedulerOptions:
     isolate: bool = False
     max_concurrent: int | None = None
     run: RunSettings = RunSettings()
-    runtime_env: dict[str, Any] | None = None
 
 
 def _executor_lost(spec: RunSpec, exc: Exception) -> RunResult:
@@ -176,7 +175,7 @@ class Scheduler:
                 continue
             for _ in range(self._wanted(shape) - len(live)):
                 warm = pool.WARM.take(shape)
-                self.slots.append(warm or pool.spawn(shape, self.options.runtime_env))
+                self.slots.append(warm or pool.spawn(shape))
 
     def _depth(self, shape: Resources) -> int:
         """Runs to hold per executor: a second one only when every executor of this shape (starting ones included)

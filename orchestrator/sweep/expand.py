@@ -65,7 +65,7 @@ def sweep_name(cfg: DictConfig) -> str:
     return name.strip()
 
 
-def _check_path(path: str, root: DictConfig) -> None:
+def _check_path(path: str) -> None:
     if path.startswith(ANNOTATION_ROOT):
         return
     if not path.startswith(SETTABLE_ROOTS):
@@ -190,7 +190,7 @@ def plan_sweep(cfg: DictConfig) -> SweepPlan:
     if not points:
         raise ConfigError("sweep", "the sweep expands to no runs (every isoflop cell was outside its bounds?)")
     for path in {p for point in points for p in point}:
-        _check_path(path, root)
+        _check_path(path)
     runs, dropped = _specs(root, points)
     return SweepPlan(name, sweep["kind"], tuple(runs), tuple(produced.dropped) + tuple(dropped),
                      tuple(_varied_paths(points)), sweep.get("analysis"))
