@@ -30,7 +30,7 @@ def test_the_public_names_are_exactly_the_users_verbs():
 def test_every_public_name_resolves_to_its_definition():
     import orchestrator
     from orchestrator.analysis import plots
-    from orchestrator.analysis.hypervolume import hypervolume
+    from orchestrator.analysis._hypervolume import hypervolume
     from orchestrator.analysis.isoflop import fit_isoflop
     from orchestrator.analysis.pareto import pareto_front
     from orchestrator.analysis.scaling import fit_scaling_law
