@@ -23,6 +23,7 @@ from orchestrator.execution.scheduler import RunEvents, Scheduler, SchedulerOpti
 from orchestrator.records import FAILED, FINISHED, KILLED, RunResult, RunSpec
 from orchestrator.sweep.expand import SweepPlan, plan_sweep
 from orchestrator.sweep.resources import settle_gpus
+from orchestrator.masking import mask_secrets
 from orchestrator.tracking.store import MlflowStore
 
 
@@ -136,7 +137,7 @@ def _parent_params(cfg: DictConfig, plan: SweepPlan, settings: RunSettings) -> d
 
 
 def _parent_texts(cfg: DictConfig, plan: SweepPlan) -> dict[str, str]:
-    texts = {"config.yaml": OmegaConf.to_yaml(cfg)}
+    texts = {"config.yaml": OmegaConf.to_yaml(mask_secrets(OmegaConf.to_container(cfg, resolve=False)))}
     if plan.dropped:
         dropped = [{"point": d.point, "reason": d.reason} for d in plan.dropped]
         texts["dropped_cells.json"] = json.dumps(dropped, indent=1, default=str)

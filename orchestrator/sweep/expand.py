@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping
 from omegaconf import DictConfig, OmegaConf
 
 from orchestrator.errors import ConfigError
+from orchestrator.masking import MASK, is_secret
 from orchestrator.records import RunSpec
 from orchestrator.sweep import kinds
 from orchestrator.sweep.keys import run_key
@@ -163,7 +164,7 @@ def _fmt(value: Any) -> str:
 
 
 def _run_name(varied: Mapping[str, Any], short: Mapping[str, str]) -> str:
-    return " ".join(f"{short[p]}={_fmt(v)}" for p, v in varied.items()) or "run"
+    return " ".join(f"{short[p]}={MASK if is_secret(p) else _fmt(v)}" for p, v in varied.items()) or "run"
 
 
 def _varied_paths(points: list[kinds.Point]) -> list[str]:

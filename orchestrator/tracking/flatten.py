@@ -6,6 +6,8 @@ import json
 import math
 from typing import Any, Iterator, Mapping
 
+from orchestrator.masking import mask_secrets
+
 # MLflow limits: param values are silently truncated past 6000 characters, tag values rejected past 8000.
 PARAM_VALUE_MAX = 6000
 TAG_VALUE_MAX = 8000
@@ -19,6 +21,11 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, 
             yield from flatten(value, f"{path}.")
         else:
             yield path, value
+
+
+def params_of(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """MLflow params for a nested config: flattened, secret-looking values masked, long values marked truncated."""
+    return {f"{prefix}{k}": param_value(v) for k, v in flatten(mask_secrets(config))}
 
 
 def param_value(value: Any) -> str:

@@ -11,7 +11,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from orchestrator.errors import TrackingError
 from orchestrator.records import FINISHED, CurvePoint, RunResult, RunSpec
-from orchestrator.tracking.flatten import flatten, metric_name_for, number, param_value, tag_value
+from orchestrator.masking import is_secret
+from orchestrator.tracking.flatten import metric_name_for, number, params_of, tag_value
 
 # log_batch accepts at most this many of each per call.
 MAX_METRICS, MAX_PARAMS, MAX_TAGS = 1000, 100, 100
@@ -78,7 +79,7 @@ class MlflowStore:
         exp = self.experiment_id(create=True)
         run = self.client.create_run(exp, run_name=name, tags={ROLE: "parent", **tags},
                                      start_time=start_time_ms or _now_ms())
-        self.log(run.info.run_id, params={k: param_value(v) for k, v in params.items()})
+        self.log(run.info.run_id, params=params_of(params))
         return run.info.run_id
 
     def create_child(self, parent_id: str, sweep: str, spec: RunSpec, where: Mapping[str, Any]) -> str:
@@ -87,9 +88,8 @@ class MlflowStore:
                 "device": ",".join(f"gpu:{g}" for g in where.get("gpu_ids", [])) or "cpu"}
         run = self.client.create_run(self.experiment_id(create=True), run_name=spec.name, tags=tags,
                                      start_time=int(where.get("started_at_ms") or _now_ms()))
-        params = {k: param_value(v) for k, v in flatten(spec.job)}
-        params.update({f"resources.{k}": param_value(v) for k, v in vars(spec.resources).items()})
-        metrics = {metric_name_for(p): number(v) for p, v in spec.varied.items()}
+        params = {**params_of(spec.job), **params_of(vars(spec.resources), "resources.")}
+        metrics = {metric_name_for(p): number(v) for p, v in spec.varied.items() if not is_secret(p)}
         self.log(run.info.run_id, params=params, metrics={k: v for k, v in metrics.items() if v is not None})
         return run.info.run_id
 

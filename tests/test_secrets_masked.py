@@ -1,0 +1,33 @@
+"""Secret-looking config values never reach MLflow: not as params, not in run names, not in the logged config."""
+
+from __future__ import annotations
+
+from mlflow.tracking import MlflowClient
+
+from orchestrator.launch import launch
+from orchestrator.masking import is_secret, mask_secrets
+
+
+def test_names_that_look_like_secrets_are_recognised_and_data_sizes_are_not():
+    for name in ("api_key", "wandb.token", "db_password", "awsSecretAccessKey", "hf-token", "KEY"):
+        assert is_secret(name), name
+    for name in ("tokens", "n_params", "tokens_per_param", "keyframes", "monkey", "d_model"):
+        assert not is_secret(name), name
+    assert mask_secrets({"a": {"api_key": "s3cr3t", "tokens": 5}, "l": [{"token": "t"}]}) == \
+        {"a": {"api_key": "***", "tokens": 5}, "l": [{"token": "***"}]}
+
+
+def test_a_sweep_never_logs_secret_values(ray_cluster, compose, tracking_uri, tmp_path):
+    summary = launch(compose("job=synthetic", "+sweep=synthetic_demo", f"tracking.uri={tracking_uri}",
+                             "+job.api_key=s3cr3t-value", "+job.logger.token=t0ken-value", "~sweep.params",
+                             "+sweep.params.job.n_params=[1e6,1e7]"))
+    assert summary.ok
+    client = MlflowClient(tracking_uri=tracking_uri)
+    for child in client.search_runs([summary.experiment_id], "tags.`orchestrator.role` = 'child'"):
+        assert child.data.params["api_key"] == "***" and child.data.params["logger.token"] == "***"
+        assert child.data.params["tokens"] == "100000000"  # a data size, not a secret
+        logged = " ".join([*child.data.params.values(), *child.data.tags.values(), child.info.run_name])
+        assert "s3cr3t" not in logged and "t0ken" not in logged
+    config = client.download_artifacts(summary.parent_run_id, "config.yaml", str(tmp_path))
+    text = open(config).read()
+    assert "s3cr3t" not in text and "t0ken" not in text and "api_key: '***'" in text
