@@ -107,7 +107,14 @@ def scheduler_options(cfg: DictConfig) -> SchedulerOptions:
         raise ConfigError("execution.max_concurrent", f"expected null or a whole number >= 1, got {max_concurrent!r}")
     # Executors get no runtime_env: Ray already puts the driver's working directory on their sys.path (so a user's
     # jobs next to their conf/ import), and a runtime_env made executor start-up 4 s slower here.
-    return SchedulerOptions(retries, bool(ex.get("isolate", False)), max_concurrent, run_settings(cfg))
+    timeout_s = ex.get("timeout_s")
+    if timeout_s is not None:
+        timeout_s = _positive("execution.timeout_s", timeout_s)
+    non_retryable = ex.get("non_retryable", ["ConfigError"])
+    if not isinstance(non_retryable, (list, tuple)) and not OmegaConf.is_list(non_retryable):
+        raise ConfigError("execution.non_retryable", f"expected a list of exception type names, got {non_retryable!r}")
+    return SchedulerOptions(retries, bool(ex.get("isolate", False)), max_concurrent, run_settings(cfg), timeout_s,
+                            frozenset(str(n) for n in non_retryable))
 
 
 def bind(plan: SweepPlan, info: ClusterInfo) -> SweepPlan:

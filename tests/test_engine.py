@@ -202,3 +202,25 @@ def test_runs_waiting_behind_a_crashed_run_are_not_charged_an_attempt(ray_cluste
     (failed,) = [c for c in children if c.info.status == "FAILED"]
     assert "executor lost" in failed.data.tags["error"]
 
+
+
+def test_a_run_past_its_timeout_is_stopped_failed_not_retried_and_its_executor_replaced(ray_cluster, compose,
+                                                                                         tracking_uri):
+    summary = launch(compose(*SYN, f"tracking.uri={tracking_uri}", "~sweep.params", "+sweep.params.job.sleep_s=[30,0]",
+                             "resources.gpus=1", "execution.max_concurrent=1", "execution.timeout_s=2",
+                             "execution.retries=2"))
+    assert summary.count("FAILED") == 1 and summary.count("FINISHED") == 1
+    assert "val_loss" not in next(r for r in summary.results.values() if r.status == "FAILED").metrics
+    failed = next(c for c in runs_of(tracking_uri, "synthetic-demo") if c.info.status == "FAILED")
+    assert failed.data.tags["cause"] == "timeout" and failed.data.tags["attempt"] == "1"
+    assert "execution.timeout_s=2" in failed.data.tags["error"]
+
+
+def test_a_config_error_raised_by_the_job_is_not_retried(ray_cluster, compose, tracking_uri):
+    summary = launch(compose(*SYN, f"tracking.uri={tracking_uri}", "job._target_=tests.testjobs.bad_config",
+                             "~sweep", "+sweep.name=bad", "execution.retries=3"))
+    (result,) = summary.results.values()
+    assert result.status == "FAILED" and result.attempt == 1
+    assert result.error == "ConfigError: width: must be a multiple of 8, got 3"
+    (child,) = runs_of(tracking_uri, "bad")
+    assert child.data.tags["attempt"] == "1" and "ValueError" in child.data.tags["error_types"]

@@ -32,3 +32,10 @@ def fail_until_marker(cfg: Any, ctx: Any) -> dict[str, float]:
     if not Path(cfg.marker).exists():
         raise RuntimeError(f"marker {cfg.marker} missing")
     return {"ok": 1.0}
+
+
+def bad_config(cfg: Any, ctx: Any) -> dict[str, float]:
+    """Reject the config the way a real job does: a ConfigError (a ValueError) naming the field."""
+    from orchestrator.errors import ConfigError
+
+    raise ConfigError("width", f"must be a multiple of 8, got {cfg.get('width', 3)}")

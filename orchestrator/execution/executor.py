@@ -89,8 +89,11 @@ class Executor:
             returned = self._call(spec, ctx)
             metrics = _final_metrics(returned)
             value = returned.value if isinstance(returned, JobOutput) else None
+            if isinstance(returned, JobOutput) and returned.error is not None:
+                raise returned.error  # a failure handed back with a value: reported like any raise, value kept
         except (Exception, SystemExit) as exc:  # every failure of a job is reported, not raised
             status, error, tb = FAILED, f"{type(exc).__name__}: {exc}", traceback.format_exc()
+            tags["error_types"] = ",".join(t.__name__ for t in type(exc).__mro__)
         wall_s = time.perf_counter() - t0
         reading = meter.stop() if meter is not None else None
         metrics = {**metrics, "wall_s": wall_s}

@@ -49,6 +49,10 @@ class SchedulerOptions:
     isolate: bool = False
     max_concurrent: int | None = None
     run: RunSettings = RunSettings()
+    # Seconds a run may take before it is stopped, marked FAILED with cause timeout, and its executor replaced.
+    timeout_s: float | None = None
+    # Exception type names (the raised type or any base class) that are never retried, e.g. a config error.
+    non_retryable: frozenset[str] = frozenset({"ConfigError"})
 
 
 def _executor_lost(spec: RunSpec, exc: Exception) -> RunResult:
@@ -71,6 +75,10 @@ class Scheduler:
         self.queues: dict[Resources, deque[RunSpec]] = {}
         self.slots: list[pool.Slot] = []
         self.in_flight: dict[Any, tuple[pool.Slot, RunSpec]] = {}
+        # With a timeout: when each run was sent (a run is sent only to an idle executor then, so it starts at once),
+        # and the runs stopped for running too long.
+        self.sent_at: dict[Any, float] = {}
+        self.timed_out: set[Any] = set()
 
     def run(self, specs: Iterable[RunSpec], should_stop: Callable[[], bool] = lambda: False) -> None:
         for spec in specs:
@@ -90,6 +98,7 @@ class Scheduler:
             self._dispatch()
             for ref in self._wait():
                 self._complete(ref)
+            self._stop_overdue()
 
     def _wait(self) -> list[Any]:
         import ray
@@ -97,7 +106,10 @@ class Scheduler:
         refs = [s.ready_ref for s in self.slots if s.info is None] + list(self.in_flight)
         if not refs:
             return []
-        done, rest = ray.wait(refs, num_returns=1, timeout=1.0)
+        timeout = 1.0
+        if self.options.timeout_s and self.sent_at:
+            timeout = min(timeout, max(min(self.sent_at.values()) + self.options.timeout_s - time.monotonic(), 0.0))
+        done, rest = ray.wait(refs, num_returns=1, timeout=timeout)
         if done and rest:
             more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
             done += more
@@ -112,13 +124,14 @@ class Scheduler:
             return  # already put back in the queue when its executor died
         slot, spec = self.in_flight.pop(ref)
         slot.pending.remove(ref)
-        result, sent = self._result(ref, spec)
-        lost = result.tags.get("cause") == "executor_lost"
+        self.sent_at.pop(ref, None)
+        result, sent = self._timeout_result(spec) if ref in self.timed_out else self._result(ref, spec)
+        lost = result.tags.get("cause") in ("executor_lost", "timeout")
         if lost or self.options.isolate:
             self._retire(slot)
         if lost:
             self._requeue_waiting(slot)
-        retry = result.status == FAILED and spec.attempt <= self.options.retries
+        retry = result.status == FAILED and spec.attempt <= self.options.retries and self._retryable(result)
         if retry:
             self.queues[spec.resources].appendleft(replace(spec, attempt=spec.attempt + 1))
         self._dispatch()  # refill the freed executor before telling anyone, so it idles as little as possible
@@ -128,6 +141,30 @@ class Scheduler:
         else:
             self.writer.end.remote(spec, result, sent)
             self.events.on_end(result)
+
+    def _retryable(self, result: RunResult) -> bool:
+        """Timeouts and the configured exception types (e.g. a config error) fail at once."""
+        if result.tags.get("cause") == "timeout":
+            return False
+        raised = set(result.tags.get("error_types", "").split(","))
+        return not (raised & self.options.non_retryable)
+
+    def _stop_overdue(self) -> None:
+        """Kill the executor of every run past timeout_s; its result is then a FAILED run with cause timeout."""
+        import ray
+
+        if not self.options.timeout_s:
+            return
+        now = time.monotonic()
+        for ref, sent in list(self.sent_at.items()):
+            if now - sent > self.options.timeout_s and ref not in self.timed_out:
+                self.timed_out.add(ref)
+                ray.kill(self.in_flight[ref][0].actor, no_restart=True)
+
+    def _timeout_result(self, spec: RunSpec) -> tuple[RunResult, int]:
+        now = int(time.time() * 1000)
+        error = f"timeout: the run took longer than execution.timeout_s={self.options.timeout_s:g} s and was stopped"
+        return RunResult(spec.run_key, FAILED, {}, (), {"cause": "timeout"}, error, None, now, now, spec.attempt), 0
 
     def _requeue_waiting(self, slot: pool.Slot) -> None:
         """Runs that waited behind the one that took their executor down never started: back to the queue, no attempt
@@ -180,7 +217,7 @@ class Scheduler:
     def _depth(self, shape: Resources) -> int:
         """Runs to hold per executor: a second one only when every executor of this shape (starting ones included)
         is busy and the queue still outnumbers them, so no run waits behind another while an executor could take it."""
-        if self.options.isolate:
+        if self.options.isolate or self.options.timeout_s:
             return 1
         executors = [s for s in self.slots if s.shape == shape]
         if all(s.busy for s in executors) and len(self.queues[shape]) >= len(executors):
@@ -200,6 +237,8 @@ class Scheduler:
                 ref = slot.actor.run_tracked.remote(spec, self.options.run, self.writer, self.opened)
                 slot.pending.append(ref)
                 self.in_flight[ref] = (slot, spec)
+                if self.options.timeout_s:
+                    self.sent_at[ref] = time.monotonic()
                 self.events.on_start(spec, slot.info)
 
     def _retire(self, slot: pool.Slot) -> None:
