@@ -55,6 +55,9 @@ class JobOutput:
     metrics: Mapping[str, float] = field(default_factory=dict)
     # Returned as is in `RunResult.value` (e.g. Hydra's JobReturn); never logged.
     value: Any = None
+    # The job failed with this exception but still hands back `value` (Hydra's run_job catches the task's error into
+    # its JobReturn): the run ends FAILED with the error and its traceback, as if the job had raised it.
+    error: BaseException | None = None
 
 
 @dataclass(frozen=True)
