@@ -174,10 +174,14 @@ def execute(plan: SweepPlan, cluster: Any, tracking_uri: str, options: Scheduler
             params: dict[str, Any], texts: dict[str, str], *, events: RunEvents | None = None,
             should_stop: Callable[[], bool] = lambda: False,
             on_plan: Callable[[SweepPlan, int, int], None] | None = None,
-            skip_done: bool = True, rerun_failed: bool = False) -> LaunchSummary:
+            skip_done: bool = True, rerun_failed: bool = False,
+            resume: LaunchSummary | None = None) -> LaunchSummary:
     """Run a validated plan: connect, check resources, skip what is done (unless `skip_done` is off, as for a
     Hydra multirun, which expects every job to run), track the launch as one parent run. Entry points build the plan
-    (`launch` from the sweep config, the Hydra launcher from its job overrides) and call this."""
+    (`launch` from the sweep config, the Hydra launcher from its job overrides) and call this.
+
+    With `resume`, the summary of an earlier launch of the same experiment (a Hydra multirun's previous batch), the
+    runs join that launch's parent run, and the summary and the parent's totals count both."""
     import ray
 
     started, started_at_ms = time.monotonic(), int(time.time() * 1000)
@@ -194,10 +198,15 @@ def execute(plan: SweepPlan, cluster: Any, tracking_uri: str, options: Scheduler
         on_plan(plan, skipped, skipped_failed)
     if not specs:
         return LaunchSummary(plan.name, uri, store.experiment_id(), None, len(plan.runs), skipped, skipped_failed)
+    planned = len(plan.runs)
     writer = pool.WARM.writer(uri)
     parent_ref = writer.open_launch.remote(plan.name, f"launch {time.strftime('%Y-%m-%d %H:%M:%S')}", params,
-                                           {"sweep": plan.name}, texts, started_at_ms)
+                                           {"sweep": plan.name}, texts, started_at_ms,
+                                           resume.parent_run_id if resume else None)
     collector = Collector()
+    if resume is not None:
+        collector.results.update(resume.results)
+        planned, skipped, started = planned + resume.planned, skipped + resume.skipped, started - resume.wall_s
     status = KILLED
     try:
         listeners = [collector, *([events] if events else [])]
@@ -206,7 +215,7 @@ def execute(plan: SweepPlan, cluster: Any, tracking_uri: str, options: Scheduler
         status = KILLED if should_stop() else FINISHED if all(r.status == FINISHED for r in results) else FAILED
     finally:
         counts = {s: sum(1 for r in collector.results.values() if r.status == s) for s in (FINISHED, FAILED, KILLED)}
-        metrics = {"runs_planned": len(plan.runs), "runs_skipped": skipped, "runs_finished": counts[FINISHED],
+        metrics = {"runs_planned": planned, "runs_skipped": skipped, "runs_finished": counts[FINISHED],
                    "runs_failed": counts[FAILED], "runs_killed": counts[KILLED], "wall_s": time.monotonic() - started,
                    **sweep_totals(r.metrics for r in collector.results.values() if r.status == FINISHED)}
         errors = close_writer(writer, status, metrics)
@@ -214,8 +223,9 @@ def execute(plan: SweepPlan, cluster: Any, tracking_uri: str, options: Scheduler
     analysis_warnings: list[str] = []
     if plan.analysis and status != KILLED:
         analysis_warnings = analyze(uri, plan.name, plan.analysis, parent_id)
-    return LaunchSummary(plan.name, uri, store.experiment_id(), parent_id, len(plan.runs), skipped, skipped_failed,
-                         collector.results, {s.run_key: s.name for s in specs}, tuple(errors),
+    names = {**(resume.names if resume else {}), **{s.run_key: s.name for s in specs}}
+    return LaunchSummary(plan.name, uri, store.experiment_id(), parent_id, planned, skipped, skipped_failed,
+                         collector.results, names, tuple(errors),
                          time.monotonic() - started, tuple(analysis_warnings))
 
 

@@ -113,6 +113,10 @@ class MlflowStore:
         self.log(run_id, metrics=dict(metrics), tags=dict(tags))
         self.client.set_terminated(run_id, status)
 
+    def reopen(self, run_id: str) -> None:
+        """A terminated parent run running again, for a launch that continues it."""
+        self.client.update_run(run_id, status="RUNNING")
+
     def log_text(self, run_id: str, text: str, path: str) -> None:
         self.client.log_text(run_id, text, path)
 

@@ -51,11 +51,16 @@ class WriterCore:
             self.errors.append(f"{what}: {exc}")
 
     def open_launch(self, experiment: str, name: str, params: Mapping[str, Any], tags: Mapping[str, str],
-                    texts: Mapping[str, str], started_at_ms: int) -> str:
-        """Create the launch's parent run (started when the driver started the launch) and its artifacts."""
+                    texts: Mapping[str, str], started_at_ms: int, resume: str | None = None) -> str:
+        """Create the launch's parent run (started when the driver started the launch) and its artifacts; or, given
+        `resume`, the parent run of an earlier launch, continue that one (running again, its params kept)."""
         from orchestrator.tracking.store import MlflowStore
 
         self.store = MlflowStore(self.uri, experiment)
+        if resume is not None:
+            self._reset(resume, experiment)
+            self._guard("reopen parent", self.store.reopen, resume)
+            return resume
         self._reset(self.store.create_parent(name, params, tags, started_at_ms), experiment)
         for path, text in texts.items():
             self._guard(f"artifact {path}", self.store.log_text, self.parent_id, text, path)
