@@ -46,8 +46,19 @@ class MlflowStore:
             if found is not None:
                 self._experiment_id = found.experiment_id
             elif create:
-                self._experiment_id = self.client.create_experiment(self.experiment)
+                self._experiment_id = self.client.create_experiment(self.experiment, self._artifact_location())
         return self._experiment_id
+
+    def _artifact_location(self) -> str | None:
+        """Artifacts of a SQLite store go next to the database file (mlartifacts/<experiment>), not into ./mlruns of
+        whatever directory the writer process happens to run in; other stores keep their server's default."""
+        from pathlib import Path
+
+        prefix = "sqlite:///"
+        if not self.uri.startswith(prefix):
+            return None
+        folder = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.experiment)
+        return (Path(self.uri[len(prefix):]).resolve().parent / "mlartifacts" / folder).as_uri()
 
     def child_runs(self, filter_string: str = "") -> list[Any]:
         """Every child run of the sweep (all launches), newest first."""
