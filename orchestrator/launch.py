@@ -7,7 +7,6 @@ MLflow untouched.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
@@ -24,6 +23,7 @@ from orchestrator.records import FAILED, FINISHED, KILLED, RunResult, RunSpec
 from orchestrator.sweep.expand import SweepPlan, plan_sweep
 from orchestrator.sweep.resources import settle_gpus
 from orchestrator.masking import mask_secrets
+from orchestrator.tracking import absolute_uri
 from orchestrator.tracking.store import MlflowStore
 
 
@@ -149,14 +149,6 @@ def _parent_texts(cfg: DictConfig, plan: SweepPlan) -> dict[str, str]:
         dropped = [{"point": d.point, "reason": d.reason} for d in plan.dropped]
         texts["dropped_cells.json"] = json.dumps(dropped, indent=1, default=str)
     return texts
-
-
-def absolute_uri(uri: str) -> str:
-    """sqlite:///relative.db made absolute, so the writer process (whatever its cwd) opens the same file."""
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
-        return prefix + os.path.abspath(uri[len(prefix):])
-    return uri
 
 
 def launch(cfg: DictConfig, events: RunEvents | None = None,

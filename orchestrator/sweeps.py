@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 from orchestrator.errors import ConfigError, OrchestratorError, SweepNotFoundError, TrackingError
+from orchestrator.tracking import DEFAULT_TRACKING_URI
 from orchestrator.tracking.frames import TrackedRun, newest_finished, parents_frame, runs_frame, tracked_run
 
 if TYPE_CHECKING:
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_TRACKING_URI", "Sweep", "load_sweep"]
 
 # Where `orchestrator run` tracks by default (conf/tracking/local.yaml): a SQLite file in the working directory.
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 # MLflow's own experiment, never a sweep.
 _DEFAULT_EXPERIMENT_ID = "0"
 T = TypeVar("T")

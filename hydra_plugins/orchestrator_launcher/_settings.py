@@ -19,8 +19,6 @@ from orchestrator.execution.scheduler import SchedulerOptions
 from orchestrator.records import Resources
 from orchestrator.sweep.expand import SweepPlan
 
-SQLITE = "sqlite:///"
-
 
 @dataclass(frozen=True)
 class LaunchSettings:
@@ -44,10 +42,9 @@ def _field_prefix(prefix: str) -> Iterator[None]:
 
 def tracking_uri(setting: str | None, cwd: str) -> str:
     """The setting, else $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db; a relative SQLite path taken from `cwd`."""
-    uri = setting or os.environ.get("MLFLOW_TRACKING_URI") or f"{SQLITE}mlflow.db"
-    if uri.startswith(SQLITE) and not uri.startswith(SQLITE + "/"):
-        return SQLITE + str(Path(cwd, uri[len(SQLITE):]).absolute())
-    return uri
+    from orchestrator.tracking import DEFAULT_TRACKING_URI, absolute_uri
+
+    return absolute_uri(setting or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI, cwd)
 
 
 def cost_dict(cost: DictConfig, cwd: str) -> dict[str, Any]:

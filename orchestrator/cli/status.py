@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 
-DEFAULT_URI = "sqlite:///mlflow.db"
+from orchestrator.tracking import DEFAULT_TRACKING_URI as DEFAULT_URI
 
 
 def main(argv: list[str]) -> int:
