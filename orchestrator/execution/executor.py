@@ -53,6 +53,16 @@ def _final_metrics(returned: Any) -> dict[str, float]:
     return metrics
 
 
+def ray_node_id() -> str:
+    """This process's Ray node id ('' outside Ray): tells apart nodes that share a host name."""
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
+    except Exception:  # noqa: BLE001 - outside a Ray worker there is no node
+        return ""
+
+
 def assigned_gpu_ids() -> list[str]:
     """GPU ids Ray assigned to this process (empty outside Ray or without GPUs)."""
     try:
@@ -70,17 +80,18 @@ class Executor:
         self._targets: dict[str, Callable[..., Any]] = {}
         self.node = socket.gethostname()
         self.pid = os.getpid()
+        self.ray_node = ray_node_id()
 
     def info(self) -> dict[str, Any]:
         """Where this executor lives; the scheduler waits on this to know the executor is up."""
-        return {"node": self.node, "pid": self.pid, "gpu_ids": assigned_gpu_ids()}
+        return {"node": self.node, "ray_node": self.ray_node, "pid": self.pid, "gpu_ids": assigned_gpu_ids()}
 
     def run(self, spec: RunSpec, settings: RunSettings = RunSettings(), sink: Sink | None = None) -> RunResult:
         """Run one job inside the energy meter; curve points go to `sink` while it runs (else all come back)."""
         gpu_ids = assigned_gpu_ids()
         ctx = JobContext(gpu_ids=gpu_ids, run_key=spec.run_key, attempt=spec.attempt, sink=sink,
                          flush_interval_s=settings.flush_interval_s, payload=spec.payload)
-        tags = {"node": self.node, "pid": str(self.pid), "device": ",".join(f"gpu:{g}" for g in gpu_ids) or "cpu",
+        tags = {"node": self.node, "ray_node": self.ray_node, "pid": str(self.pid), "device": ",".join(f"gpu:{g}" for g in gpu_ids) or "cpu",
                 "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
         meter = _meter(settings, gpu_ids, spec)
         started_ms, t0 = _now_ms(), time.perf_counter()

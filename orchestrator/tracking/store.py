@@ -96,6 +96,7 @@ class MlflowStore:
     def create_child(self, parent_id: str, sweep: str, spec: RunSpec, where: Mapping[str, Any]) -> str:
         tags = {ROLE: "child", "mlflow.parentRunId": parent_id, "run_key": spec.run_key, "sweep": sweep,
                 "attempt": str(spec.attempt), "status": "RUNNING", "node": str(where.get("node", "")),
+                "ray_node": str(where.get("ray_node", "")),
                 "device": ",".join(f"gpu:{g}" for g in where.get("gpu_ids", [])) or "cpu"}
         run = self.client.create_run(self.experiment_id(create=True), run_name=spec.name, tags=tags,
                                      start_time=int(where.get("started_at_ms") or _now_ms()))

@@ -108,7 +108,8 @@ class WriterCore:
     def _open_child(self, spec: RunSpec, where: Mapping[str, Any]) -> None:
         if spec.run_key in self.run_ids:  # a retry's new attempt
             self.store.log(self.run_ids[spec.run_key], tags={"attempt": str(spec.attempt), "status": "RUNNING",
-                                                             "node": str(where.get("node", ""))})
+                                                             "node": str(where.get("node", "")),
+                                                             "ray_node": str(where.get("ray_node", ""))})
             return
         self.run_ids[spec.run_key] = self.store.create_child(self.parent_id, self.sweep, spec, where)
         early = self.early.pop(spec.run_key, [])
