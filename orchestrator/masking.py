@@ -26,3 +26,26 @@ def mask_secrets(value: Any, name: str = "") -> Any:
     if isinstance(value, (list, tuple)):
         return [mask_secrets(v) for v in value]
     return value
+
+
+# Values shorter than this are not hunted for in text: "1" or "true" in a secret-named variable is no secret.
+MIN_SECRET_CHARS = 6
+
+
+def secret_env_values(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Values of this process's environment variables whose names look like secrets (HF_TOKEN, AWS_SECRET_ACCESS_KEY),
+    longest first."""
+    import os
+
+    env = os.environ if environ is None else environ
+    values = {v for k, v in env.items() if is_secret(k) and len(v) >= MIN_SECRET_CHARS}
+    return sorted(values, key=len, reverse=True)
+
+
+def redact(text: str, secrets: list[str] | None = None) -> str:
+    """`text` with every occurrence of a secret environment value replaced by ***: a config that read a token from
+    the environment under an innocent name (`auth: ${oc.env:HF_TOKEN}`), or an error message quoting it."""
+    for secret in secret_env_values() if secrets is None else secrets:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text

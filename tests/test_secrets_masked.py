@@ -31,3 +31,21 @@ def test_a_sweep_never_logs_secret_values(ray_cluster, compose, tracking_uri, tm
     config = client.download_artifacts(summary.parent_run_id, "config.yaml", str(tmp_path))
     text = open(config).read()
     assert "s3cr3t" not in text and "t0ken" not in text and "api_key: '***'" in text
+
+
+def test_a_secret_read_from_the_environment_is_never_logged_whatever_key_carries_it(ray_cluster, compose, tracking_uri,
+                                                                                    monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_TOKEN", "hf_s3cretEnvValue42")
+    summary = launch(compose("job=synthetic", "+sweep=synthetic_demo", f"tracking.uri={tracking_uri}",
+                             "+job.auth=${oc.env:HF_TOKEN}", "+job.note=prefix-hf_s3cretEnvValue42", "~sweep.params",
+                             "+sweep.params.job.n_params=[1e6]"))
+    assert summary.ok
+    client = MlflowClient(tracking_uri=tracking_uri)
+    (child,) = client.search_runs([summary.experiment_id], "tags.`orchestrator.role` = 'child'")
+    assert child.data.params["auth"] == "***" and child.data.params["note"] == "prefix-***"
+    parent = client.get_run(summary.parent_run_id)
+    logged = " ".join([*child.data.params.values(), *child.data.tags.values(), *parent.data.params.values(),
+                       *parent.data.tags.values()])
+    assert "hf_s3cretEnvValue42" not in logged
+    assert "hf_s3cretEnvValue42" not in open(client.download_artifacts(summary.parent_run_id, "config.yaml",
+                                                                       str(tmp_path))).read()

@@ -81,7 +81,7 @@ class WarmPool:
     def __init__(self) -> None:
         self.session: str | None = None
         self.idle: list[Slot] = []
-        self.writers: dict[str, Any] = {}
+        self.writers: dict[tuple[str, str], Any] = {}
         self._timer: threading.Timer | None = None
         # The idle timer's thread and launches both touch `idle`.
         self._lock = threading.RLock()
@@ -130,18 +130,22 @@ class WarmPool:
                 ray.kill(slot.actor, no_restart=True)
 
     def writer(self, uri: str) -> Any:
-        """The tracking writer actor for this store, started on the driver's node (where a SQLite file lives)."""
+        """The tracking writer actor for this store, started on the driver's node (where a SQLite file lives). Its
+        outage journal goes where this driver says (`journal_dir`: $ORCHESTRATOR_JOURNAL_DIR, read here)."""
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+        from orchestrator.masking import secret_env_values
+        from orchestrator.tracking.journal import journal_dir
         from orchestrator.tracking.writer import WriterCore
 
         self._check_session()
-        if uri not in self.writers:
+        folder = str(journal_dir(uri))
+        if (uri, folder) not in self.writers:
             here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-            self.writers[uri] = ray.remote(WriterCore).options(num_cpus=0, max_restarts=0,
-                                                               scheduling_strategy=here).remote(uri)
-        return self.writers[uri]
+            self.writers[(uri, folder)] = ray.remote(WriterCore).options(
+                num_cpus=0, max_restarts=0, scheduling_strategy=here).remote(uri, folder, secret_env_values())
+        return self.writers[(uri, folder)]
 
 
 WARM = WarmPool()

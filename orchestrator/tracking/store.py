@@ -1,22 +1,29 @@
 """One MLflow experiment per sweep: a parent run per launch, a child run per run_key, read back for resume.
 
-The only module that talks to MLflow's client. Used from a single thread (the writer), so a SQLite store never sees
-concurrent writers.
+The only module that talks to MLflow's client, and where its errors become the project's: an unreachable server
+(refused or reset connection, timeout, 5xx after the client's retries) is `TrackingUnreachable`, any other failed
+write `TrackingError`. Used from a single thread (the writer), so a SQLite store never sees concurrent writers.
 """
 
 from __future__ import annotations
 
+import re
 import time
-from typing import Any, Iterable, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from orchestrator.errors import TrackingError
-from orchestrator.records import FINISHED, CurvePoint, RunResult, RunSpec
-from orchestrator.masking import is_secret
-from orchestrator.tracking.flatten import metric_name_for, number, params_of, tag_value
+from orchestrator.masking import redact, secret_env_values
+from orchestrator.records import FINISHED, CurvePoint
+from orchestrator.tracking.flatten import params_of, tag_value
 
 # log_batch accepts at most this many of each per call.
 MAX_METRICS, MAX_PARAMS, MAX_TAGS = 1000, 100, 100
 ROLE = "orchestrator.role"
+
+
+class TrackingUnreachable(TrackingError):
+    """The MLflow tracking server did not answer (down, restarting, overloaded): a write may be tried again later."""
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
@@ -28,25 +35,65 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _chain(exc: BaseException | None) -> Iterator[BaseException]:
+    while exc is not None:
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """MLflow's REST client wraps a refused/reset connection, a timeout, or 5xx answers past its retries in a plain
+    MlflowException; the requests error it came from stays in the exception's context."""
+    import requests
+
+    outage = (requests.ConnectionError, requests.Timeout, requests.exceptions.RetryError,
+              requests.exceptions.ChunkedEncodingError, ConnectionError, TimeoutError)
+    return any(isinstance(e, outage) for e in _chain(exc))
+
+
+def _reason(exc: BaseException) -> str:
+    """'[Errno 111] Connection refused' rather than three nested connection-pool reprs, where there is one."""
+    text = str(exc).strip()
+    found = re.search(r"\[Errno -?\d+\][^\"')]*", text)
+    return found.group(0).strip() if found else text.splitlines()[0][:300] if text else type(exc).__name__
+
+
 class MlflowStore:
     """Reads and writes one sweep's experiment."""
 
-    def __init__(self, uri: str, experiment: str) -> None:
+    def __init__(self, uri: str, experiment: str, secrets: list[str] | None = None) -> None:
+        """`secrets`: values never to write (default: this process's secret-named environment variables)."""
         from mlflow.tracking import MlflowClient
 
         self.uri = uri
         self.experiment = experiment
         self.client = MlflowClient(tracking_uri=uri)
         self._experiment_id: str | None = None
+        self._secrets = secret_env_values() if secrets is None else secrets
+
+    @contextmanager
+    def _vendor(self, write: str | None = None) -> Iterator[None]:
+        """Translate MLflow's errors: unreachable always; any other only for a `write` (reads keep MLflow's)."""
+        try:
+            yield
+        except TrackingError:
+            raise
+        except Exception as exc:  # translated at the boundary
+            if is_unreachable(exc):
+                raise TrackingUnreachable(f"MLflow tracking server at {self.uri} is unreachable: {_reason(exc)}") from exc
+            if write is None:
+                raise
+            raise TrackingError(f"MLflow at {self.uri} refused {write}: {exc}") from exc
 
     # -- reading --------------------------------------------------------------------------------------------------
     def experiment_id(self, create: bool = False) -> str | None:
         if self._experiment_id is None:
-            found = self.client.get_experiment_by_name(self.experiment)
-            if found is not None:
-                self._experiment_id = found.experiment_id
-            elif create:
-                self._experiment_id = self.client.create_experiment(self.experiment, self._artifact_location())
+            with self._vendor("to create the experiment" if create else None):
+                found = self.client.get_experiment_by_name(self.experiment)
+                if found is not None:
+                    self._experiment_id = found.experiment_id
+                elif create:
+                    self._experiment_id = self.client.create_experiment(self.experiment, self._artifact_location())
         return self._experiment_id
 
     def _artifact_location(self) -> str | None:
@@ -68,8 +115,9 @@ class MlflowStore:
         query = f"tags.`{ROLE}` = 'child'" + (f" and {filter_string}" if filter_string else "")
         runs, token = [], None
         while True:
-            page = self.client.search_runs([exp], query, max_results=10000, page_token=token,
-                                           order_by=["attributes.start_time DESC"])
+            with self._vendor():
+                page = self.client.search_runs([exp], query, max_results=10000, page_token=token,
+                                               order_by=["attributes.start_time DESC"])
             runs.extend(page)
             token = page.token
             if not token:
@@ -84,53 +132,63 @@ class MlflowStore:
                 best[key] = run.info.status
         return best
 
+    def find_run(self, tags: Mapping[str, str]) -> str | None:
+        """The id of the oldest run of the sweep carrying all these tags, if any."""
+        exp = self.experiment_id()
+        if exp is None:
+            return None
+        query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+        with self._vendor():
+            found = self.client.search_runs([exp], query, max_results=1, order_by=["attributes.start_time ASC"])
+        return found[0].info.run_id if found else None
+
+    def ping(self) -> bool:
+        """Whether the store answers now (an error answer counts as no answer)."""
+        try:
+            self.client.search_experiments(max_results=1)
+            return True
+        except Exception:  # noqa: BLE001 - any failure means not now
+            return False
+
     # -- writing --------------------------------------------------------------------------------------------------
+    def create_run(self, name: str, tags: Mapping[str, str], start_time_ms: int) -> str:
+        exp = self.experiment_id(create=True)
+        with self._vendor(f"to create run {name!r}"):
+            return self.client.create_run(exp, run_name=self._redact(name),
+                                          tags={k: self._redact(str(v)) for k, v in tags.items()},
+                                          start_time=start_time_ms).info.run_id
+
     def create_parent(self, name: str, params: Mapping[str, Any], tags: Mapping[str, str],
                       start_time_ms: int | None = None) -> str:
-        exp = self.experiment_id(create=True)
-        run = self.client.create_run(exp, run_name=name, tags={ROLE: "parent", **tags},
-                                     start_time=start_time_ms or _now_ms())
-        self.log(run.info.run_id, params=params_of(params))
-        return run.info.run_id
-
-    def create_child(self, parent_id: str, sweep: str, spec: RunSpec, where: Mapping[str, Any]) -> str:
-        tags = {ROLE: "child", "mlflow.parentRunId": parent_id, "run_key": spec.run_key, "sweep": sweep,
-                "attempt": str(spec.attempt), "status": "RUNNING", "node": str(where.get("node", "")),
-                "ray_node": str(where.get("ray_node", "")),
-                "device": ",".join(f"gpu:{g}" for g in where.get("gpu_ids", [])) or "cpu"}
-        run = self.client.create_run(self.experiment_id(create=True), run_name=spec.name, tags=tags,
-                                     start_time=int(where.get("started_at_ms") or _now_ms()))
-        params = {**params_of(spec.job), **params_of(vars(spec.resources), "resources.")}
-        metrics = {metric_name_for(p): number(v) for p, v in spec.varied.items() if not is_secret(p)}
-        self.log(run.info.run_id, params=params, metrics={k: v for k, v in metrics.items() if v is not None})
-        return run.info.run_id
+        """A launch's parent run, written at once (the writer's go through `ops`, which can wait out an outage)."""
+        run_id = self.create_run(name, {ROLE: "parent", **tags}, start_time_ms or _now_ms())
+        self.log(run_id, params=params_of(params))
+        return run_id
 
     def log_points(self, run_id: str, points: Sequence[CurvePoint]) -> None:
         from mlflow.entities import Metric
 
         for chunk in _chunks([Metric(p.key, p.value, p.timestamp_ms, p.step) for p in points], MAX_METRICS):
-            self.client.log_batch(run_id, metrics=chunk)
+            with self._vendor(f"curve points of run {run_id}"):
+                self.client.log_batch(run_id, metrics=chunk)
 
-    def end_child(self, run_id: str, result: RunResult) -> None:
-        tags = {**result.tags, "status": result.status, "attempt": str(result.attempt)}
-        if result.error:
-            tags["error"] = result.error
-        if result.traceback:
-            tags["traceback"] = result.traceback
-        self.log_points(run_id, result.curve_tail)
-        self.log(run_id, metrics=dict(result.metrics), tags=tags)
-        self.client.set_terminated(run_id, result.status, end_time=result.ended_at_ms or _now_ms())
-
-    def end_parent(self, run_id: str, status: str, metrics: Mapping[str, float], tags: Mapping[str, str]) -> None:
-        self.log(run_id, metrics=dict(metrics), tags=dict(tags))
-        self.client.set_terminated(run_id, status)
+    def terminate(self, run_id: str, status: str, end_time_ms: int | None = None) -> None:
+        with self._vendor(f"to end run {run_id}"):
+            self.client.set_terminated(run_id, status, end_time=end_time_ms or _now_ms())
 
     def reopen(self, run_id: str) -> None:
         """A terminated parent run running again, for a launch that continues it."""
-        self.client.update_run(run_id, status="RUNNING")
+        with self._vendor(f"to reopen run {run_id}"):
+            self.client.update_run(run_id, status="RUNNING")
 
     def log_text(self, run_id: str, text: str, path: str) -> None:
-        self.client.log_text(run_id, text, path)
+        with self._vendor(f"artifact {path} of run {run_id}"):
+            self.client.log_text(run_id, self._redact(text), path)
+
+    def _redact(self, text: str) -> str:
+        """The last guard: a value of a secret-named environment variable (HF_TOKEN, ...) never reaches the store,
+        whatever key carries it (`auth: ${oc.env:HF_TOKEN}`, an error message, a command line)."""
+        return redact(text, self._secrets) if self._secrets else text
 
     def log_files(self, run_id: str, files: Mapping[str, bytes], folder: str) -> None:
         """Log in-memory files (JSON, CSV, PNG) as artifacts of a run, under `folder/`."""
@@ -140,22 +198,22 @@ class MlflowStore:
         with tempfile.TemporaryDirectory() as tmp:
             for name, data in files.items():
                 (Path(tmp) / name).write_bytes(data)
-            self.client.log_artifacts(run_id, tmp, folder)
+            with self._vendor(f"artifacts {folder}/ of run {run_id}"):
+                self.client.log_artifacts(run_id, tmp, folder)
 
     def log(self, run_id: str, params: Mapping[str, str] | None = None, metrics: Mapping[str, float] | None = None,
-            tags: Mapping[str, Any] | None = None) -> None:
-        """Everything in as few log_batch calls as MLflow's limits allow."""
+            tags: Mapping[str, Any] | None = None, timestamp_ms: int | None = None) -> None:
+        """Everything in as few log_batch calls as MLflow's limits allow; metrics at `timestamp_ms` (default now), so
+        logging the same values again adds no point to their history."""
         from mlflow.entities import Metric, Param, RunTag
 
-        now = _now_ms()
-        all_params = [Param(k, v) for k, v in (params or {}).items()]
+        now = timestamp_ms or _now_ms()
+        all_params = [Param(k, self._redact(str(v))) for k, v in (params or {}).items()]
         all_metrics = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()]
-        all_tags = [RunTag(k, tag_value(v)) for k, v in (tags or {}).items()]
+        all_tags = [RunTag(k, self._redact(tag_value(v))) for k, v in (tags or {}).items()]
         while all_params or all_metrics or all_tags:
             p, all_params = all_params[:MAX_PARAMS], all_params[MAX_PARAMS:]
             m, all_metrics = all_metrics[:MAX_METRICS], all_metrics[MAX_METRICS:]
             t, all_tags = all_tags[:MAX_TAGS], all_tags[MAX_TAGS:]
-            try:
+            with self._vendor(f"a write to run {run_id}"):
                 self.client.log_batch(run_id, metrics=m, params=p, tags=t)
-            except Exception as exc:  # noqa: BLE001 - translated at the boundary
-                raise TrackingError(f"MLflow at {self.uri} refused a write to run {run_id}: {exc}") from exc

@@ -7,6 +7,12 @@ writer applies an end (or a retry) only once it has all of that attempt's messag
 whether anything is still outstanding, so the driver can wait for it. Nothing is dropped or applied out of order, and
 the driver's dispatch never waits on the store.
 
+Messages become ops addressed by run_key, not by MLflow run id (`ops`), applied in order by an `OutageBuffer`: when
+the MLflow server is unreachable, that op and every later one are kept in memory and in a journal file on local disk,
+and replayed once the server answers again (asked at most every 2 s, on incoming messages and `close_launch` polls).
+`close_launch` waits for the server up to `outage_grace_s`; past that it leaves the journal for the next launch's
+`replay_journals` and says so in its errors.
+
 Executors never touch MLflow, and a SQLite file never sees concurrent writers (32 processes writing one SQLite file
 directly gave "database is locked" on 2 of 32 runs here; writing from the driver's own thread held its GIL and slowed
 dispatch 4x).
@@ -14,70 +20,83 @@ dispatch 4x).
 
 from __future__ import annotations
 
-import logging
+import os
+import time
+import uuid
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from orchestrator.records import KILLED, CurvePoint, RunResult, RunSpec
+from orchestrator.tracking import ops
+from orchestrator.tracking.buffer import FAIL_FAST_HTTP, OutageBuffer
+from orchestrator.tracking.journal import Journal, journal_dir, journal_name
+from orchestrator.tracking.orphans import HEARTBEAT_TAG
 
-log = logging.getLogger(__name__)
 Attempt = tuple[str, int]
+# Seconds `close_launch` keeps answering not-closed while the server is unreachable, waiting for it to come back.
+OUTAGE_GRACE_S = 300.0
 
 
 class WriterCore:
-    """Writes one launch at a time: its parent run, a child run per run_key, their curves and results."""
+    """Writes one launch at a time: its parent run, a child run per run_key, their curves and results.
 
-    def __init__(self, uri: str) -> None:
+    Runs in a process of its own: it sets MLflow's HTTP retries low (`FAIL_FAST_HTTP`) so an outage shows in seconds."""
+
+    def __init__(self, uri: str, journal_folder: str | None = None, secrets: list[str] | None = None) -> None:
+        os.environ.update(FAIL_FAST_HTTP)
         self.uri = uri
-        self.store: Any = None
-        self._reset(None, "")
+        # Values of the driver's secret-named environment variables, never written (this process's env may differ).
+        self.secrets = secrets
+        self.journal_folder = Path(journal_folder) if journal_folder else journal_dir(uri)
+        self.buffer: OutageBuffer | None = None
+        self._reset("")
 
-    def _reset(self, parent_id: str | None, sweep: str) -> None:
-        self.parent_id = parent_id
+    def _reset(self, sweep: str) -> None:
         self.sweep = sweep
-        # MLflow child run of each run_key, messages received per attempt, points that came before their run.
-        self.run_ids: dict[str, str] = {}
+        # Run_keys given a child run, messages received per attempt, points that came before their run's start.
+        self.children: set[str] = set()
         self.received: dict[Attempt, int] = {}
         self.early: dict[str, list[CurvePoint]] = {}
         # Ends and retries waiting for the rest of their attempt's messages: (kind, spec, result, expected count).
         self.waiting: dict[Attempt, tuple[str, RunSpec, RunResult, int]] = {}
         self.ended: set[Attempt] = set()
-        self.errors: list[str] = []
-
-    def _guard(self, what: str, fn: Any, *args: Any) -> None:
-        try:
-            fn(*args)
-        except Exception as exc:  # noqa: BLE001 - one failed write must not stop the others
-            log.error("tracking write failed (%s): %s", what, exc)
-            self.errors.append(f"{what}: {exc}")
+        self.closing_since: float | None = None
 
     def open_launch(self, experiment: str, name: str, params: Mapping[str, Any], tags: Mapping[str, str],
-                    texts: Mapping[str, str], started_at_ms: int, resume: str | None = None) -> str:
+                    texts: Mapping[str, str], started_at_ms: int, resume: str | None = None) -> str | None:
         """Create the launch's parent run (started when the driver started the launch) and its artifacts; or, given
-        `resume`, the parent run of an earlier launch, continue that one (running again, its params kept)."""
+        `resume`, the parent run of an earlier launch, continue that one (running again, its params kept). Returns
+        the parent's run id; None if the server became unreachable before it was created."""
         from orchestrator.tracking.store import MlflowStore
 
-        self.store = MlflowStore(self.uri, experiment)
+        if self.buffer is not None and self.buffer.offline:
+            self.buffer.leave_for_later()  # the last launch never closed
+        journal = Journal(self.journal_folder / journal_name(experiment, started_at_ms), self.uri, experiment)
+        self.buffer = OutageBuffer(MlflowStore(self.uri, experiment, self.secrets), journal)
+        self._reset(experiment)
         if resume is not None:
-            self._reset(resume, experiment)
-            self._guard("reopen parent", self.store.reopen, resume)
+            self.buffer.ids[ops.PARENT] = resume
+            self.buffer.submit(ops.reopen())
             return resume
-        self._reset(self.store.create_parent(name, params, tags, started_at_ms), experiment)
+        self.buffer.submit(ops.create_parent(uuid.uuid4().hex, name, params, tags, started_at_ms))
         for path, text in texts.items():
-            self._guard(f"artifact {path}", self.store.log_text, self.parent_id, text, path)
-        return self.parent_id  # type: ignore[return-value]
+            self.buffer.submit(ops.log_text(text, path))
+        return self.buffer.ids.get(ops.PARENT)
 
     # -- from executors -------------------------------------------------------------------------------------------
     def start(self, spec: RunSpec, where: Mapping[str, Any], *opened: Any) -> None:
         """An attempt began on an executor (`opened`: this launch's parent run id, resolved before this runs)."""
+        self._live().poll()
         attempt = (spec.run_key, spec.attempt)
         if attempt not in self.ended:
-            self._guard(f"start {spec.name}", self._open_child, spec, where)
+            self._open_child(spec, where)
         self._count(attempt)
 
     def points(self, run_key: str, attempt: int, points: Sequence[CurvePoint]) -> None:
         """Curve points from a running job; kept until its run exists if they arrive first."""
-        if run_key in self.run_ids:
-            self._guard(f"curves of {run_key}", self.store.log_points, self.run_ids[run_key], points)
+        self._live().poll()
+        if run_key in self.children:
+            self._live().submit(ops.log_points(run_key, points))
         else:
             self.early.setdefault(run_key, []).extend(points)
         self._count((run_key, attempt))
@@ -85,36 +104,66 @@ class WriterCore:
     # -- from the driver ------------------------------------------------------------------------------------------
     def end(self, spec: RunSpec, result: RunResult, expected: int) -> None:
         """A run's final result, applied once the executor's `expected` messages for this attempt are in."""
+        self._live().poll()
         self._wait_for(("end", spec, result, expected))
 
     def retry(self, spec: RunSpec, failed: RunResult, expected: int) -> None:
         """A failed attempt that will run again: its error and traceback become attempt tags."""
+        self._live().poll()
         self._wait_for(("retry", spec, failed, expected))
 
-    def close_launch(self, status: str, metrics: Mapping[str, float], tags: Mapping[str, str],
-                     force: bool = False) -> tuple[bool, list[str]]:
+    def heartbeat(self) -> None:
+        """Tell later launches this launch's driver is alive (tag on the parent run); skipped while offline."""
+        if self.buffer is None or self.closing_since is not None:
+            return
+        self.buffer.poll()
+        if ops.PARENT in self.buffer.ids:
+            self.buffer.try_now(ops.log(ops.PARENT, tags={HEARTBEAT_TAG: str(int(time.time()))}))
+
+    def outage(self) -> str | None:
+        """While the server is unreachable: since when, and how many writes wait where (else None)."""
+        return self.buffer.outage() if self.buffer is not None else None
+
+    def close_launch(self, status: str, metrics: Mapping[str, float], tags: Mapping[str, str], force: bool = False,
+                     outage_grace_s: float = OUTAGE_GRACE_S) -> tuple[bool, list[str]]:
         """End the parent run once every end is applied: (closed, failed writes). With `force`, apply what still
-        waits as it is (the driver's deadline passed: an executor's messages were lost with it)."""
+        waits as it is (the driver's deadline passed: an executor's messages were lost with it). While the server is
+        unreachable, answer not-closed for up to `outage_grace_s` after the first call, then leave the writes in the
+        journal for the next launch, with one error saying where they are."""
+        if self.buffer is None:
+            return True, []
+        self.buffer.poll()
         if self.waiting and not force:
             return False, []
         for kind, spec, result, _ in list(self.waiting.values()):
             self._apply(kind, spec, result)
         self.waiting.clear()
-        if self.parent_id is not None:
-            self._guard("end parent", self.store.end_parent, self.parent_id, status, metrics, tags)
-        return True, list(self.errors)
+        if self.closing_since is None:
+            self.closing_since = time.monotonic()
+            for op in ops.end_parent(status, metrics, tags):
+                self.buffer.submit(op)
+        if self.buffer.offline:
+            if time.monotonic() - self.closing_since < outage_grace_s:
+                return False, []
+            self.buffer.errors.append(self.buffer.leave_for_later())
+        return True, list(self.buffer.errors)
 
     # -- internals ------------------------------------------------------------------------------------------------
+    def _live(self) -> OutageBuffer:
+        assert self.buffer is not None, "open_launch comes first"
+        return self.buffer
+
     def _open_child(self, spec: RunSpec, where: Mapping[str, Any]) -> None:
-        if spec.run_key in self.run_ids:  # a retry's new attempt
-            self.store.log(self.run_ids[spec.run_key], tags={"attempt": str(spec.attempt), "status": "RUNNING",
-                                                             "node": str(where.get("node", "")),
-                                                             "ray_node": str(where.get("ray_node", ""))})
+        if spec.run_key in self.children:  # a retry's new attempt
+            self._live().submit(ops.log(spec.run_key, tags={
+                "attempt": str(spec.attempt), "status": "RUNNING", "node": str(where.get("node", "")),
+                "ray_node": str(where.get("ray_node", ""))}))
             return
-        self.run_ids[spec.run_key] = self.store.create_child(self.parent_id, self.sweep, spec, where)
+        self.children.add(spec.run_key)
+        self._live().submit(ops.create_child(self.sweep, spec, where))
         early = self.early.pop(spec.run_key, [])
         if early:
-            self.store.log_points(self.run_ids[spec.run_key], early)
+            self._live().submit(ops.log_points(spec.run_key, early))
 
     def _count(self, attempt: Attempt) -> None:
         self.received[attempt] = self.received.get(attempt, 0) + 1
@@ -133,19 +182,18 @@ class WriterCore:
 
     def _apply(self, kind: str, spec: RunSpec, result: RunResult) -> None:
         self.ended.add((spec.run_key, spec.attempt))
-        if spec.run_key not in self.run_ids:
+        if spec.run_key not in self.children:
             if result.status == KILLED:
                 return  # interrupted before it started: it never ran, and runs again on resume
             # Its executor died before the start reached us: the run still gets a child run showing why.
-            where = {"node": result.tags.get("node", ""), "started_at_ms": result.started_at_ms}
-            self._guard(f"start {spec.name}", self._open_child, spec, where)
-        run_id = self.run_ids.get(spec.run_key)
-        if run_id is None:
-            return
+            self._open_child(spec, {"node": result.tags.get("node", ""), "started_at_ms": result.started_at_ms})
         if kind == "end":
-            self._guard(f"end {spec.name}", self.store.end_child, run_id, result)
+            for op in ops.end_child(result):
+                self._live().submit(op)
             return
-        self._guard(f"retry {spec.name}", self.store.log_points, run_id, result.curve_tail)
-        self._guard(f"retry {spec.name}", self.store.log, run_id, None, None,
-                    {f"attempt_{spec.attempt}.error": result.error or "",
-                     f"attempt_{spec.attempt}.traceback": result.traceback or ""})
+        if result.curve_tail:
+            self._live().submit(ops.log_points(spec.run_key, result.curve_tail))
+        prefix = f"attempt_{spec.attempt}."
+        self._live().submit(ops.log(spec.run_key, tags={prefix + "error": result.error or "",
+                                                        prefix + "traceback": result.traceback or "",
+                                                        prefix + "cause": result.tags.get("cause", "")}))
