@@ -31,3 +31,11 @@ class SweepNotFoundError(ConfigError):
         self.available = available
         listing = ", ".join(repr(a) for a in available) if available else "none"
         super().__init__("sweep", f"no sweep named {name!r} in {tracking_uri}{detail}; sweeps there: {listing}")
+
+
+class ClusterError(OrchestratorError):
+    """A Ray cluster could not be reached, refused a request (e.g. a missing auth token), or does not know a job."""
+
+
+class SweepBusyError(OrchestratorError):
+    """Another live driver is running this sweep now; launching it again would run its runs twice."""

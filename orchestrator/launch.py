@@ -14,7 +14,7 @@ from typing import Any, Callable
 from omegaconf import DictConfig, OmegaConf
 
 from orchestrator.energy.recost import sweep_totals
-from orchestrator.errors import ConfigError
+from orchestrator.errors import ConfigError, TrackingError
 from orchestrator.execution import pool
 from orchestrator.execution.cluster import ClusterInfo, check_feasible, connect
 from orchestrator.execution.executor import RunSettings
@@ -24,7 +24,11 @@ from orchestrator.sweep.expand import SweepPlan, plan_sweep
 from orchestrator.sweep.resources import settle_gpus
 from orchestrator.masking import mask_secrets
 from orchestrator.tracking import absolute_uri
+from orchestrator.tracking.buffer import JOURNALED, fail_fast_http
+from orchestrator.tracking.journal import replay_journals
+from orchestrator.tracking.orphans import driver_tags, settle_dead_drivers
 from orchestrator.tracking.store import MlflowStore
+from orchestrator.tracking.writer import OUTAGE_GRACE_S
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,12 @@ def _positive(field: str, value: Any) -> float:
     return number
 
 
+def _count(field: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(field, f"expected a whole number >= 0, got {value!r}")
+    return value
+
+
 def run_settings(cfg: DictConfig) -> RunSettings:
     """How each run is executed and measured: curve flushes, the energy meter, the cost model."""
     from orchestrator.energy.cost import CostModel
@@ -99,9 +109,7 @@ def run_settings(cfg: DictConfig) -> RunSettings:
 
 def scheduler_options(cfg: DictConfig) -> SchedulerOptions:
     ex = cfg.get("execution", {})
-    retries = ex.get("retries", 0)
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise ConfigError("execution.retries", f"expected a whole number >= 0, got {retries!r}")
+    retries = _count("execution.retries", ex.get("retries", 0))
     max_concurrent = ex.get("max_concurrent")
     if max_concurrent is not None and (not isinstance(max_concurrent, int) or max_concurrent < 1):
         raise ConfigError("execution.max_concurrent", f"expected null or a whole number >= 1, got {max_concurrent!r}")
@@ -114,7 +122,8 @@ def scheduler_options(cfg: DictConfig) -> SchedulerOptions:
     if not isinstance(non_retryable, (list, tuple)) and not OmegaConf.is_list(non_retryable):
         raise ConfigError("execution.non_retryable", f"expected a list of exception type names, got {non_retryable!r}")
     return SchedulerOptions(retries, bool(ex.get("isolate", False)), max_concurrent, run_settings(cfg), timeout_s,
-                            frozenset(str(n) for n in non_retryable))
+                            frozenset(str(n) for n in non_retryable), _count("execution.retries_on_loss",
+                                                                              ex.get("retries_on_loss", 3)))
 
 
 def bind(plan: SweepPlan, info: ClusterInfo) -> SweepPlan:
@@ -151,15 +160,28 @@ def _parent_texts(cfg: DictConfig, plan: SweepPlan) -> dict[str, str]:
     return texts
 
 
+def tracked_state(uri: str, sweep: str, skip_done: bool) -> tuple[MlflowStore, dict[str, str]]:
+    """What the store knows before a launch: first the writes an earlier driver kept in a journal during an MLflow
+    outage, then its dead drivers' runs marked, then each run_key's best status. An unreachable server fails here
+    within seconds (not after MLflow's two minutes of retries), before anything runs."""
+    with fail_fast_http():
+        store = MlflowStore(uri, sweep)
+        replay_journals(uri)
+        settle_dead_drivers(store, sweep)
+        return store, store.statuses() if skip_done else {}
+
+
 def launch(cfg: DictConfig, events: RunEvents | None = None,
            should_stop: Callable[[], bool] = lambda: False,
-           on_plan: Callable[[SweepPlan, int, int], None] | None = None) -> LaunchSummary:
-    """Run the sweep described by the composed config; returns when every run has ended (or the launch stopped)."""
+           on_plan: Callable[[SweepPlan, int, int], None] | None = None,
+           tags: dict[str, str] | None = None) -> LaunchSummary:
+    """Run the sweep described by the composed config; returns when every run has ended (or the launch stopped).
+    `tags` go on the launch's parent run (e.g. the command line that `orchestrator resume` repeats)."""
     plan = plan_sweep(cfg)
     options = scheduler_options(cfg)
     return execute(plan, cfg.cluster, str(cfg.tracking.uri), options, _parent_params(cfg, plan, options.run),
                    _parent_texts(cfg, plan), events=events, should_stop=should_stop, on_plan=on_plan,
-                   rerun_failed=bool(cfg.execution.get("rerun_failed", False)))
+                   rerun_failed=bool(cfg.execution.get("rerun_failed", False)), tags=tags)
 
 
 def execute(plan: SweepPlan, cluster: Any, tracking_uri: str, options: SchedulerOptions,
@@ -167,21 +189,23 @@ def execute(plan: SweepPlan, cluster: Any, tracking_uri: str, options: Scheduler
             should_stop: Callable[[], bool] = lambda: False,
             on_plan: Callable[[SweepPlan, int, int], None] | None = None,
             skip_done: bool = True, rerun_failed: bool = False,
-            resume: LaunchSummary | None = None) -> LaunchSummary:
+            resume: LaunchSummary | None = None, tags: dict[str, str] | None = None) -> LaunchSummary:
     """Run a validated plan: connect, check resources, skip what is done (unless `skip_done` is off, as for a
     Hydra multirun, which expects every job to run), track the launch as one parent run. Entry points build the plan
     (`launch` from the sweep config, the Hydra launcher from its job overrides) and call this.
 
     With `resume`, the summary of an earlier launch of the same experiment (a Hydra multirun's previous batch), the
-    runs join that launch's parent run, and the summary and the parent's totals count both."""
+    runs join that launch's parent run, and the summary and the parent's totals count both.
+
+    Earlier launches of the sweep whose driver died are marked first (their RUNNING runs KILLED, then rerun here);
+    while another driver is alive on the sweep, this raises `SweepBusyError` and runs nothing."""
     import ray
 
     started, started_at_ms = time.monotonic(), int(time.time() * 1000)
     uri = absolute_uri(tracking_uri)
     info = connect(cluster)
     plan = bind(plan, info)
-    store = MlflowStore(uri, plan.name)
-    statuses = store.statuses() if skip_done else {}
+    store, statuses = tracked_state(uri, plan.name, skip_done)
     specs = todo(plan, statuses, rerun_failed)
     skipped = len(plan.runs) - len(specs)
     skipped_failed = sum(1 for s in plan.runs if statuses.get(s.run_key) == FAILED) - sum(
@@ -193,7 +217,7 @@ def execute(plan: SweepPlan, cluster: Any, tracking_uri: str, options: Scheduler
     planned = len(plan.runs)
     writer = pool.WARM.writer(uri)
     parent_ref = writer.open_launch.remote(plan.name, f"launch {time.strftime('%Y-%m-%d %H:%M:%S')}", params,
-                                           {"sweep": plan.name}, texts, started_at_ms,
+                                           {"sweep": plan.name, **driver_tags(), **(tags or {})}, texts, started_at_ms,
                                            resume.parent_run_id if resume else None)
     collector = Collector()
     if resume is not None:
@@ -213,10 +237,10 @@ def execute(plan: SweepPlan, cluster: Any, tracking_uri: str, options: Scheduler
         errors = close_writer(writer, status, metrics)
     parent_id = ray.get(parent_ref)
     analysis_warnings: list[str] = []
-    if plan.analysis and status != KILLED:
+    if plan.analysis and status != KILLED and not any(JOURNALED in e for e in errors):
         analysis_warnings = analyze(uri, plan.name, plan.analysis, parent_id)
     names = {**(resume.names if resume else {}), **{s.run_key: s.name for s in specs}}
-    return LaunchSummary(plan.name, uri, store.experiment_id(), parent_id, planned, skipped, skipped_failed,
+    return LaunchSummary(plan.name, uri, _experiment_id(store), parent_id, planned, skipped, skipped_failed,
                          collector.results, names, tuple(errors),
                          time.monotonic() - started, tuple(analysis_warnings))
 
@@ -226,16 +250,30 @@ CLOSE_DEADLINE_S = 30.0
 
 
 def close_writer(writer: Any, status: str, metrics: dict[str, float]) -> list[str]:
-    """End the launch's parent run once every run's end is written; returns the writes that failed."""
+    """End the launch's parent run once every run's end is written; returns the writes that failed. While the MLflow
+    server is unreachable the writer keeps answering not-closed for a grace period (it may come back); after that its
+    writes stay in a journal for the next launch, and the returned errors say where."""
     import ray
 
-    deadline = time.monotonic() + CLOSE_DEADLINE_S
+    deadline, told = time.monotonic() + CLOSE_DEADLINE_S, False
     while True:
         force = time.monotonic() > deadline
         closed, errors = ray.get(writer.close_launch.remote(status, metrics, {"status": status}, force))
         if closed:
             return errors
-        time.sleep(0.02)
+        outage = ray.get(writer.outage.remote()) if force else None
+        if outage and not told:
+            print(f"{outage}; waiting up to {OUTAGE_GRACE_S:.0f} s for it to answer", flush=True)
+            told = True
+        time.sleep(0.5 if outage else 0.02)
+
+
+def _experiment_id(store: MlflowStore) -> str | None:
+    """The sweep's experiment id, or None when the server went away before it could be read."""
+    try:
+        return store.experiment_id()
+    except TrackingError:
+        return None
 
 
 def analyze(uri: str, sweep: str, spec: Any, parent_id: str) -> list[str]:

@@ -134,9 +134,10 @@ def test_a_failing_run_is_failed_with_its_traceback_and_retried_as_configured(ra
     assert "attempt_1.error" in failed.data.tags and "attempt_2.error" in failed.data.tags
 
 
-def test_a_dead_executor_is_replaced_and_its_run_retried(ray_cluster, compose, tracking_uri, tmp_path):
+def test_a_dead_executor_is_replaced_and_its_run_retried_without_spending_job_retries(ray_cluster, compose,
+                                                                                           tracking_uri, tmp_path):
     summary = launch(compose(*SYN, f"tracking.uri={tracking_uri}", "job._target_=tests.testjobs.crash_once",
-                             f"+job.marker={tmp_path / 'marker'}", "~sweep", "+sweep.name=crash", "execution.retries=1"))
+                             f"+job.marker={tmp_path / 'marker'}", "~sweep", "+sweep.name=crash", "execution.retries=0"))
     assert summary.ok
     (child,) = runs_of(tracking_uri, "crash")
     assert child.info.status == "FINISHED" and child.data.tags["attempt"] == "2"
@@ -194,7 +195,7 @@ def test_a_sweeps_analysis_section_logs_fits_and_frontiers_to_the_launch(ray_clu
 def test_runs_waiting_behind_a_crashed_run_are_not_charged_an_attempt(ray_cluster, compose, tracking_uri, tmp_path):
     summary = launch(compose(*SYN, f"tracking.uri={tracking_uri}", "job._target_=tests.testjobs.crash_once",
                              f"+job.marker={tmp_path / 'marker'}", "~sweep.params", "+sweep.params.job.index=[0,1,2,3]",
-                             "resources.gpus=1", "execution.max_concurrent=1", "execution.retries=0"))
+                             "resources.gpus=1", "execution.max_concurrent=1", "execution.retries_on_loss=0"))
     children = runs_of(tracking_uri, "synthetic-demo")
     assert sorted(c.info.status for c in children) == ["FAILED", "FINISHED", "FINISHED", "FINISHED"]
     assert summary.count("FAILED") == 1 and summary.count("FINISHED") == 3

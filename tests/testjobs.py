@@ -18,6 +18,19 @@ def where(cfg: Any, ctx: Any) -> dict[str, float]:
             "index": float(cfg.get("index", 0))}
 
 
+def together(cfg: Any, ctx: Any) -> dict[str, float]:
+    """Wait at a barrier until `parties` runs have reached it (a file each in `barrier_dir`), then run `where`: the
+    first `parties` runs provably held their resources at the same time (later ones pass straight through)."""
+    barrier = Path(cfg.barrier_dir)
+    (barrier / ctx.run_key).touch()
+    deadline = time.monotonic() + cfg.get("barrier_timeout_s", 120.0)
+    while len(list(barrier.iterdir())) < cfg.parties:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {len(list(barrier.iterdir()))} of {cfg.parties} runs reached the barrier")
+        time.sleep(0.05)
+    return where(cfg, ctx)
+
+
 def crash_once(cfg: Any, ctx: Any) -> dict[str, float]:
     """Kill the executor process the first time it runs for a marker file; succeed after."""
     marker = Path(cfg.marker)
@@ -39,3 +52,8 @@ def bad_config(cfg: Any, ctx: Any) -> dict[str, float]:
     from orchestrator.errors import ConfigError
 
     raise ConfigError("width", f"must be a multiple of 8, got {cfg.get('width', 3)}")
+
+
+def crash_always(cfg: Any, ctx: Any) -> dict[str, float]:
+    """Kill the executor process every time (a job that takes its process down, e.g. a segfault or OOM kill)."""
+    os._exit(3)

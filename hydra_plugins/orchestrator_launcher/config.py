@@ -36,8 +36,10 @@ class ClusterConf:
 
 @dataclass
 class ExecutionConf:
-    # Times a job that raised (or lost its executor) is run again before it counts as failed.
+    # Times a job that raised is run again before it counts as failed.
     retries: int = 0
+    # Times a job whose executor process or node died is started again elsewhere (does not spend `retries`).
+    retries_on_loss: int = 3
     # At most this many jobs at once (null: as many as the cluster's resources allow).
     max_concurrent: Optional[int] = None
     # A fresh executor process for every job (for jobs that leak memory); slower to start.

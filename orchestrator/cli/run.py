@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig
 
 # Flags of our own, turned into config overrides before Hydra sees the command line.
 FLAGS = {"--rerun-failed": "execution.rerun_failed=true", "--dry-run": "execution.dry_run=true"}
 EXIT_FAILED_RUNS, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
+# Parent-run tags holding the command line of a launch and the directory it ran in.
+COMMAND_TAG, CWD_TAG = "orchestrator.command", "orchestrator.cwd"
 
 
 def config_dir() -> Path:
@@ -17,10 +21,11 @@ def config_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "conf"
 
 
-def hydra_argv(argv: list[str]) -> list[str]:
-    """Our flags as overrides, plus ./conf on Hydra's search path so users' own sweeps and jobs are found."""
+def hydra_argv(argv: list[str], project: Path | None = None) -> list[str]:
+    """Our flags as overrides, plus the project's conf/ (default ./conf) on Hydra's search path so users' own sweeps
+    and jobs are found."""
     args = [FLAGS.get(a, a) for a in argv]
-    user_conf = Path.cwd() / "conf"
+    user_conf = (Path.cwd() if project is None else project) / "conf"
     if user_conf.is_dir() and user_conf.resolve() != config_dir().resolve():
         args.append(f"hydra.searchpath=[file://{user_conf.resolve()}]")
     return args
@@ -46,6 +51,24 @@ def print_plan(cfg: DictConfig) -> int:
     return 0
 
 
+def command_tags() -> dict[str, str]:
+    """The overrides this launch was run with and where from, so `orchestrator resume <sweep>` can repeat it; a
+    secret-looking override keeps its key but not its value."""
+    import json
+    import os
+
+    from hydra.core.hydra_config import HydraConfig
+
+    from orchestrator.masking import MASK, is_secret
+
+    def masked(override: str) -> str:
+        key, sep, _ = override.partition("=")
+        return f"{key}={MASK}" if sep and is_secret(key.lstrip("+~")) else override
+
+    overrides = [masked(o) for o in HydraConfig.get().overrides.task]
+    return {COMMAND_TAG: json.dumps(overrides), CWD_TAG: os.getcwd()}
+
+
 def app(cfg: DictConfig) -> int:
     from rich.console import Console
 
@@ -58,7 +81,7 @@ def app(cfg: DictConfig) -> int:
         return print_plan(cfg)
     display = ProgressDisplay(console)
     try:
-        summary = launch(cfg, events=display, on_plan=display.on_plan)
+        summary = launch(cfg, events=display, on_plan=display.on_plan, tags=command_tags())
     except OrchestratorError as exc:
         display.stop()
         console.print(f"[red]error:[/] {exc}")
@@ -80,10 +103,26 @@ def main(argv: list[str]) -> int:
     def task(cfg: DictConfig) -> None:
         status["code"] = app(cfg)
 
-    saved = sys.argv
+    saved, on_term = sys.argv, _stop_on_sigterm()
     sys.argv = ["orchestrator run", *hydra_argv(argv)]
     try:
         hydra.main(config_path=str(config_dir()), config_name="config", version_base=None)(task)()
     finally:
         sys.argv = saved
+        if on_term is not None:
+            signal.signal(signal.SIGTERM, on_term)
     return status["code"]
+
+
+def _stop_on_sigterm() -> Any:
+    """SIGTERM (`orchestrator stop`, `ray job stop`, a scheduler's kill) stops the launch like Ctrl-C: running runs
+    are marked KILLED and the parent run closed, so a later launch resumes at once. Returns the handler it replaced."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)

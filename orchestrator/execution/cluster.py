@@ -6,8 +6,11 @@ This is the only module that starts or joins Ray; what it learns is returned as 
 from __future__ import annotations
 
 import os
+import signal
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from orchestrator.errors import InfeasibleResourcesError
 from orchestrator.records import Resources
@@ -45,14 +48,32 @@ def _local_init_args(cluster: Mapping[str, Any]) -> dict[str, Any]:
             "dashboard_host": "127.0.0.1"}
 
 
+@contextmanager
+def _keeping_sigterm_handler() -> Iterator[None]:
+    """ray.init installs a native SIGTERM handler that aborts the process; a Python handler the application set (the
+    CLI's, which stops the launch like Ctrl-C so its runs are marked KILLED) is put back afterwards."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if callable(previous):
+            signal.signal(signal.SIGTERM, previous)
+
+
 def connect(cluster: Mapping[str, Any]) -> ClusterInfo:
-    """Start the embedded Ray (or join `cluster.address`) unless this process is already connected."""
+    """Start the embedded Ray (or join `cluster.address`) unless this process is already connected.
+
+    Without an address, RAY_ADDRESS is joined when set (as it is for a driver that `orchestrator submit` or `ray job
+    submit` started on a cluster); otherwise a fresh local Ray starts, even where `ray start` runs a cluster on this
+    machine (join that one with cluster.address=auto)."""
     import ray
 
     if not ray.is_initialized():
-        address = cluster.get("address")
-        kwargs = _local_init_args(cluster) if address is None else {"address": address}
-        ray.init(log_to_driver=True, logging_level="WARNING", configure_logging=True, **kwargs)
+        address = cluster.get("address") or os.environ.get("RAY_ADDRESS") or None
+        kwargs = {"address": "local", **_local_init_args(cluster)} if address is None else {"address": address}
+        with _keeping_sigterm_handler():
+            ray.init(log_to_driver=True, logging_level="WARNING", configure_logging=True, **kwargs)
     return describe(ray.nodes())
 
 

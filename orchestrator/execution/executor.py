@@ -105,6 +105,7 @@ class Executor:
         except (Exception, SystemExit) as exc:  # every failure of a job is reported, not raised
             status, error, tb = FAILED, f"{type(exc).__name__}: {exc}", traceback.format_exc()
             tags["error_types"] = ",".join(t.__name__ for t in type(exc).__mro__)
+            tags["cause"] = "job_error"
         wall_s = time.perf_counter() - t0
         reading = meter.stop() if meter is not None else None
         metrics = {**metrics, "wall_s": wall_s}

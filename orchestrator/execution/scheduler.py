@@ -2,7 +2,9 @@
 
 Plain Ray tasks with GPUs start a new worker process per task (80 runs of 0.5 s on 8 GPUs took 63.5 s against an
 ideal 5.0 s here), so runs go to long-lived actors instead. An executor that dies is replaced; its run is retried while
-`retries` allow. With `isolate`, every run gets a fresh executor process.
+`retries_on_loss` allow (a lost executor or node is the cluster's failure, not the job's, so it does not spend the
+job's `retries`). With `isolate`, every run gets a fresh executor process. The scheduler re-reads the cluster's nodes
+every few seconds, so a node that dies or joins mid-sweep changes how many executors it keeps.
 
 While more runs wait than there are executors, each executor is sent its next run before the current one ends, so it
 never idles for the driver's round trip (~10 ms per run here). At the tail of a queue each executor holds one run, so
@@ -25,6 +27,9 @@ from orchestrator.records import FAILED, KILLED, Resources, RunResult, RunSpec
 
 # Runs an executor holds at once while the queue is long: one running, one waiting behind it.
 PIPELINE_DEPTH = 2
+# Seconds between reads of the cluster's alive nodes, and between the launch's heartbeats to the tracker.
+REFRESH_S = 5.0
+HEARTBEAT_S = 30.0
 
 
 class RunEvents(Protocol):
@@ -53,6 +58,8 @@ class SchedulerOptions:
     timeout_s: float | None = None
     # Exception type names (the raised type or any base class) that are never retried, e.g. a config error.
     non_retryable: frozenset[str] = frozenset({"ConfigError"})
+    # Times a run whose executor process or node died is started again elsewhere (on top of `retries`).
+    retries_on_loss: int = 3
 
 
 def _executor_lost(spec: RunSpec, exc: Exception) -> RunResult:
@@ -79,6 +86,10 @@ class Scheduler:
         # and the runs stopped for running too long.
         self.sent_at: dict[Any, float] = {}
         self.timed_out: set[Any] = set()
+        # Executor losses per run_key; the attempts that ended because the job itself failed.
+        self.losses: dict[str, int] = {}
+        self.job_failures: dict[str, int] = {}
+        self.refreshed_at = self.beat_at = time.monotonic()
 
     def run(self, specs: Iterable[RunSpec], should_stop: Callable[[], bool] = lambda: False) -> None:
         for spec in specs:
@@ -99,6 +110,21 @@ class Scheduler:
             for ref in self._wait():
                 self._complete(ref)
             self._stop_overdue()
+            self._tick()
+
+    def _tick(self) -> None:
+        """Every few seconds re-read the alive nodes (one died, or one joined); now and then tell the tracker this
+        driver is alive, so a later launch can tell its runs from a dead driver's."""
+        import ray
+
+        from orchestrator.execution.cluster import describe
+
+        now = time.monotonic()
+        if now - self.refreshed_at > REFRESH_S:
+            self.info, self.refreshed_at = describe(ray.nodes()), now
+        if now - self.beat_at > HEARTBEAT_S:
+            self.writer.heartbeat.remote()
+            self.beat_at = now
 
     def _wait(self) -> list[Any]:
         import ray
@@ -131,7 +157,7 @@ class Scheduler:
             self._retire(slot)
         if lost:
             self._requeue_waiting(slot)
-        retry = result.status == FAILED and spec.attempt <= self.options.retries and self._retryable(result)
+        retry = result.status == FAILED and self._retry(spec, result)
         if retry:
             self.queues[spec.resources].appendleft(replace(spec, attempt=spec.attempt + 1))
         self._dispatch()  # refill the freed executor before telling anyone, so it idles as little as possible
@@ -142,12 +168,18 @@ class Scheduler:
             self.writer.end.remote(spec, result, sent)
             self.events.on_end(result)
 
-    def _retryable(self, result: RunResult) -> bool:
-        """Timeouts and the configured exception types (e.g. a config error) fail at once."""
-        if result.tags.get("cause") == "timeout":
+    def _retry(self, spec: RunSpec, result: RunResult) -> bool:
+        """A lost executor is retried while `retries_on_loss` allow; a job that raised while `retries` allow, unless
+        it raised one of the non-retryable types (e.g. a config error); a timeout never."""
+        cause, key = result.tags.get("cause"), spec.run_key
+        if cause == "timeout":
             return False
+        if cause == "executor_lost":
+            self.losses[key] = self.losses.get(key, 0) + 1
+            return self.losses[key] <= self.options.retries_on_loss
+        self.job_failures[key] = self.job_failures.get(key, 0) + 1
         raised = set(result.tags.get("error_types", "").split(","))
-        return not (raised & self.options.non_retryable)
+        return self.job_failures[key] <= self.options.retries and not (raised & self.options.non_retryable)
 
     def _stop_overdue(self) -> None:
         """Kill the executor of every run past timeout_s; its result is then a FAILED run with cause timeout."""
