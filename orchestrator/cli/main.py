@@ -9,6 +9,12 @@ USAGE = """usage: orchestrator <command> [args]
 
 commands:
   run [--rerun-failed] [--dry-run] [hydra overrides...]   run a sweep (e.g. +sweep=lm_demo cluster.num_gpus=8)
+  submit [--rerun-failed] [--dry-run] [hydra overrides...] --address URL [--follow] [--working-dir DIR]
+                                                          run a sweep as a Ray job on a cluster (driver on the head)
+  logs <submission_id> --address URL [--follow]           a submitted sweep's output
+  stop <submission_id> --address URL                      stop a submitted sweep (running runs end KILLED)
+  resume <sweep> [--tracking-uri URI] [args...]           run the sweep's last `run` command again: finishes what a
+                                                          stopped or dead driver left, skips what is done
   status <sweep> [--tracking-uri URI]                     counts of a sweep's runs by status
   recost <sweep> [--cost NAME|PATH] [--set KEY=VALUE ...] [--tracking-uri URI] [--dry-run]
                                                           cost and CO2 of finished runs again, under another cost model
@@ -22,9 +28,10 @@ commands:
 
 
 def _commands() -> dict[str, Callable[[list[str]], int]]:
-    from orchestrator.cli import doctor, fit, frontier, recost, run, status
+    from orchestrator.cli import doctor, fit, frontier, jobs, recost, resume, run, status, submit
 
-    return {"run": run.main, "status": status.main, "recost": recost.main, "fit": fit.main,
+    return {"run": run.main, "submit": submit.submit_main, "logs": jobs.logs_main, "stop": jobs.stop_main,
+            "resume": resume.main, "status": status.main, "recost": recost.main, "fit": fit.main,
             "frontier": frontier.main, "doctor": doctor.main}
 
 

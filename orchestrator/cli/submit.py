@@ -1,0 +1,151 @@
+"""`orchestrator submit [overrides...] --address http://<head>:8265`: run a sweep as a Ray job on a cluster.
+
+The driver, `python -m orchestrator run <overrides>`, runs on the cluster with this project as its working directory
+(uploaded, as `ray job submit --working-dir . -- python -m orchestrator run ...` does), so the sweep goes on when this
+terminal closes. The overrides are composed and planned here first: a bad sweep exits 2 and submits nothing.
+A relative SQLite tracking URI is made absolute against this directory, so results outlive the job's working-dir copy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import re
+import shlex
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+from orchestrator.cli._job_api import (EXIT_OK, add_address_argument, connect, follow, guarded, is_local,
+                                       logs_command, resolve_address, stop_command, translated)
+from orchestrator.errors import ConfigError
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+PROG = "orchestrator submit"
+# Left out of the upload: environments, VCS data, local tracking stores and outputs, caches.
+EXCLUDES = [".venv", ".git", "mlflow.db", "mlartifacts", "outputs", "multirun", "__pycache__", ".pytest_cache",
+            ".mypy_cache", ".ruff_cache", ".hypothesis", "*.db"]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("overrides", nargs="*", help="Hydra overrides, as for `orchestrator run` (e.g. +sweep=lm_demo)")
+    add_address_argument(p)
+    p.add_argument("--follow", action="store_true",
+                   help="stream the job's output until it ends; exit 0 if it succeeded, 1 if not")
+    p.add_argument("--working-dir", metavar="DIR",
+                   help="project directory uploaded as the job's working directory (default: . when it has conf/, "
+                        "else the orchestrator checkout)")
+    p.add_argument("--rerun-failed", action="store_true", help="run again the run_keys whose last run FAILED")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and the job that would run; submit nothing")
+    return p
+
+
+def submit_main(argv: list[str]) -> int:
+    args = parser().parse_intermixed_args(argv)
+    return guarded(PROG, lambda: _submit(args))
+
+
+def _submit(args: argparse.Namespace) -> int:
+    address = None if args.dry_run else resolve_address(args.address)
+    project = project_dir(args.working_dir)
+    run_argv = [*args.overrides, *(["--rerun-failed"] if args.rerun_failed else [])]
+    cfg = check(run_argv, project)
+    uri, run_argv = tracking_for_job(cfg, run_argv)
+    command = entrypoint(run_argv)
+    if address is None:
+        return dry_run(cfg, command, project)
+    client = connect(address)
+    with translated(address):
+        submission_id = client.submit_job(entrypoint=command, runtime_env=runtime_env(project))
+    announce(address, submission_id, command, uri)
+    return follow(client, address, submission_id) if args.follow else EXIT_OK
+
+
+def project_dir(flag: str | None) -> Path:
+    """What the job runs in: --working-dir, else . when it has conf/, else the checkout orchestrator runs from."""
+    from orchestrator.cli.run import config_dir
+
+    if flag:
+        path = Path(flag).expanduser().resolve()
+        if not path.is_dir():
+            raise ConfigError("--working-dir", f"{flag} is not a directory")
+        return path
+    if (Path.cwd() / "conf").is_dir():
+        return Path.cwd().resolve()
+    if config_dir().is_dir():
+        return config_dir().parent
+    raise ConfigError("--working-dir", "run from your project directory (the one with conf/) or give --working-dir")
+
+
+@contextlib.contextmanager
+def importable(project: Path) -> Iterator[None]:
+    """The project's modules (its jobs) importable while the sweep is planned, as they are on the cluster."""
+    sys.path.insert(0, str(project))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(project))
+
+
+def check(run_argv: list[str], project: Path) -> DictConfig:
+    """Compose and plan the sweep as `orchestrator run` will on the cluster; ConfigError on bad input."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from orchestrator.cli.run import config_dir, hydra_argv
+    from orchestrator.launch import scheduler_options
+    from orchestrator.sweep.expand import plan_sweep
+
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+            cfg = compose("config", overrides=hydra_argv(run_argv, project))
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError("overrides", str(exc).strip()) from exc
+    with importable(project):
+        plan_sweep(cfg)
+    scheduler_options(cfg)
+    return cfg
+
+
+def hydra_override(key: str, value: str) -> str:
+    """key=value for Hydra's command line, the value quoted when it holds characters its grammar reads."""
+    if re.fullmatch(r"[\w./:@+-]+", value):
+        return f"{key}={value}"
+    return f"{key}='" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def tracking_for_job(cfg: DictConfig, run_argv: list[str]) -> tuple[str, list[str]]:
+    """The tracking URI the job will use, and the run arguments that make it so: a relative SQLite path would land in
+    the job's temporary working-dir copy and vanish with it, so it is made absolute against this directory."""
+    from orchestrator.tracking import DEFAULT_TRACKING_URI, absolute_uri
+
+    uri = str(cfg.tracking.get("uri") or DEFAULT_TRACKING_URI)
+    absolute = absolute_uri(uri)
+    return absolute, run_argv if absolute == uri else [*run_argv, hydra_override("tracking.uri", absolute)]
+
+
+def entrypoint(run_argv: list[str]) -> str:
+    return shlex.join(["python", "-m", "orchestrator", "run", *run_argv])
+
+
+def runtime_env(project: Path) -> dict[str, object]:
+    return {"working_dir": str(project), "excludes": list(EXCLUDES)}
+
+
+def announce(address: str, submission_id: str, command: str, uri: str) -> None:
+    print(f"submitted {submission_id} to {address}\n  runs:     {command}\n  tracking: {uri}")
+    if uri.startswith(("sqlite:", "file:")) and not is_local(address):
+        print("  note:     this tracking store is a file on the head node's filesystem (the job runs there)")
+    print(f"  follow:   {logs_command(address, submission_id)}\n  stop:     {stop_command(address, submission_id)}")
+
+
+def dry_run(cfg: DictConfig, command: str, project: Path) -> int:
+    from orchestrator.cli.run import print_plan
+
+    print_plan(cfg)
+    print(f"would submit: {command}\n  working dir: {project} (without {', '.join(EXCLUDES)})")
+    return EXIT_OK
