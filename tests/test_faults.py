@@ -189,3 +189,21 @@ def test_a_launch_whose_tracking_server_is_down_stops_before_any_run_naming_the_
         launch(compose(*SYN, f"tracking.uri={uri}"), events=Starts())
     assert started == []
     assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ  # the fail-fast setting does not leak into the process
+
+
+def test_runs_waiting_for_a_kind_of_node_that_was_lost_are_reported_once(caplog):
+    from collections import deque
+
+    from orchestrator.execution.cluster import ClusterInfo, NodeInfo
+    from orchestrator.execution.scheduler import Scheduler, SchedulerOptions
+    from orchestrator.records import Resources, RunSpec
+
+    cpu_only = ClusterInfo((NodeInfo("head", "127.0.0.1", gpus=0.0, cpus=4.0, memory_bytes=8e9),))
+    scheduler = Scheduler(cpu_only, events=None, options=SchedulerOptions(), writer=None)
+    one_gpu, cpu = Resources(gpus=1.0), Resources(gpus=0.0)
+    scheduler.queues = {one_gpu: deque([RunSpec("a", {}, one_gpu, "a"), RunSpec("b", {}, one_gpu, "b")]),
+                        cpu: deque([RunSpec("c", {}, cpu, "c")])}
+    scheduler._warn_unplaceable()
+    scheduler._warn_unplaceable()
+    (record,) = [r for r in caplog.records if "wait for a node" in r.getMessage()]
+    assert "2 runs wait for a node that can hold gpus=1, cpus=1" in record.getMessage()

@@ -88,7 +88,7 @@ def _finished(client: MlflowClient, exp: str, sweep: LawSweep, parent: str, key:
 
 def _child(client: MlflowClient, exp: str, parent: str, key: str, n: float, d: float, metrics: dict[str, float],
            status: str, start_ms: int) -> str:
-    """One child run as MlflowStore.create_child and end_child leave it."""
+    """One child run as the writer's ops (`tracking.ops.create_child`, `end_child`) leave it."""
     tags = {"orchestrator.role": "child", "mlflow.parentRunId": parent, "run_key": key, "status": status}
     run_id = client.create_run(exp, run_name=f"n_params={n:.2g},tokens={d:.2g}", tags=tags,
                                start_time=start_ms).info.run_id

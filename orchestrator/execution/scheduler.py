@@ -14,17 +14,19 @@ no run waits behind a long one while another executor is free.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Protocol
 
 from orchestrator.execution import pool
-from orchestrator.execution.cluster import ClusterInfo, capacity
+from orchestrator.execution.cluster import ClusterInfo, capacity, fits
 from orchestrator.execution.executor import RunSettings
 from orchestrator.records import FAILED, KILLED, Resources, RunResult, RunSpec
 
 
+log = logging.getLogger(__name__)
 # Runs an executor holds at once while the queue is long: one running, one waiting behind it.
 PIPELINE_DEPTH = 2
 # Seconds between reads of the cluster's alive nodes, and between the launch's heartbeats to the tracker.
@@ -90,6 +92,7 @@ class Scheduler:
         self.losses: dict[str, int] = {}
         self.job_failures: dict[str, int] = {}
         self.refreshed_at = self.beat_at = time.monotonic()
+        self.warned: set[Resources] = set()
 
     def run(self, specs: Iterable[RunSpec], should_stop: Callable[[], bool] = lambda: False) -> None:
         for spec in specs:
@@ -122,6 +125,7 @@ class Scheduler:
         now = time.monotonic()
         if now - self.refreshed_at > REFRESH_S:
             self.info, self.refreshed_at = describe(ray.nodes()), now
+            self._warn_unplaceable()
         if now - self.beat_at > HEARTBEAT_S:
             self.writer.heartbeat.remote()
             self.beat_at = now
@@ -167,6 +171,16 @@ class Scheduler:
         else:
             self.writer.end.remote(spec, result, sent)
             self.events.on_end(result)
+
+    def _warn_unplaceable(self) -> None:
+        """Say once per shape when runs wait for a kind of node that is no longer alive (one was lost): they run when
+        such a node joins; stopping the launch and relaunching later loses nothing."""
+        for shape, queue in self.queues.items():
+            if queue and shape not in self.warned and not any(fits(shape, node) for node in self.info.nodes):
+                self.warned.add(shape)
+                log.warning("%d runs wait for a node that can hold gpus=%g, cpus=%g: no alive node can now (one was "
+                            "lost?); they start when one joins. Ctrl-C stops the launch; running the same sweep again "
+                            "later resumes it.", len(queue), shape.gpus or 0, shape.cpus)
 
     def _retry(self, spec: RunSpec, result: RunResult) -> bool:
         """A lost executor is retried while `retries_on_loss` allow; a job that raised while `retries` allow, unless
