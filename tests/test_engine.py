@@ -132,6 +132,7 @@ def test_a_failing_run_is_failed_with_its_traceback_and_retried_as_configured(ra
     assert "RuntimeError: synthetic job asked to fail" in failed.data.tags["error"]
     assert "Traceback (most recent call last)" in failed.data.tags["traceback"]
     assert "attempt_1.error" in failed.data.tags and "attempt_2.error" in failed.data.tags
+    assert failed.data.tags["cause"] == failed.data.tags["attempt_1.cause"] == "job_error"
 
 
 def test_a_dead_executor_is_replaced_and_its_run_retried_without_spending_job_retries(ray_cluster, compose,

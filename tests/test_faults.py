@@ -52,6 +52,8 @@ def test_a_run_that_always_kills_its_executor_fails_after_retries_on_loss_plus_o
     (child,) = runs_of(tracking_uri, "segfault")
     assert child.info.status == "FAILED" and child.data.tags["attempt"] == "3"
     assert "executor lost" in child.data.tags["attempt_1.error"] and "executor lost" in child.data.tags["attempt_2.error"]
+    assert child.data.tags["attempt_1.cause"] == child.data.tags["attempt_2.cause"] == "executor_lost"
+    assert child.data.tags["cause"] == "executor_lost"
 
 
 def test_executors_killed_at_random_moments_lose_no_run_and_run_none_twice(ray_cluster, compose, tracking_uri):
