@@ -160,6 +160,19 @@ def test_a_launch_closed_during_an_outage_waits_then_says_where_its_writes_are_a
     assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {parent.info.run_id}
 
 
+def test_a_writer_back_from_an_outage_beats_at_once_so_its_live_driver_is_not_taken_for_dead(server):
+    from orchestrator.tracking.orphans import HEARTBEAT_TAG
+
+    writer = two_runs(server.uri, "outage-beat", server.stop)  # no heartbeat could go out while the server was down
+    down_s = time.time()
+    server.start()
+    writer.start(spec("c", 0.3), WHERE)  # the next message finds the server back
+    [parent] = parents(server.uri, "outage-beat")
+    assert int(parent.data.tags[HEARTBEAT_TAG]) >= int(down_s)
+    assert writer.close_launch("FINISHED", {}, {"status": "FINISHED"}, force=True) == (True, [])
+    assert not list(journal_dir(server.uri).glob("*.jsonl"))
+
+
 def test_a_write_mlflow_rejects_is_reported_not_kept(server):
     writer = WriterCore(server.uri, str(journal_dir(server.uri)))
     writer.open_launch("outage-rejected", "launch 1", {}, {}, {}, int(time.time() * 1000))

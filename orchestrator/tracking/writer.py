@@ -86,7 +86,7 @@ class WriterCore:
     # -- from executors -------------------------------------------------------------------------------------------
     def start(self, spec: RunSpec, where: Mapping[str, Any], *opened: Any) -> None:
         """An attempt began on an executor (`opened`: this launch's parent run id, resolved before this runs)."""
-        self._live().poll()
+        self._poll()
         attempt = (spec.run_key, spec.attempt)
         if attempt not in self.ended:
             self._open_child(spec, where)
@@ -94,7 +94,7 @@ class WriterCore:
 
     def points(self, run_key: str, attempt: int, points: Sequence[CurvePoint]) -> None:
         """Curve points from a running job; kept until its run exists if they arrive first."""
-        self._live().poll()
+        self._poll()
         if run_key in self.children:
             self._live().submit(ops.log_points(run_key, points))
         else:
@@ -104,12 +104,12 @@ class WriterCore:
     # -- from the driver ------------------------------------------------------------------------------------------
     def end(self, spec: RunSpec, result: RunResult, expected: int) -> None:
         """A run's final result, applied once the executor's `expected` messages for this attempt are in."""
-        self._live().poll()
+        self._poll()
         self._wait_for(("end", spec, result, expected))
 
     def retry(self, spec: RunSpec, failed: RunResult, expected: int) -> None:
         """A failed attempt that will run again: its error and traceback become attempt tags."""
-        self._live().poll()
+        self._poll()
         self._wait_for(("retry", spec, failed, expected))
 
     def heartbeat(self) -> None:
@@ -117,6 +117,18 @@ class WriterCore:
         if self.buffer is None or self.closing_since is not None:
             return
         self.buffer.poll()
+        self._beat()
+
+    def _poll(self) -> None:
+        """Try an unreachable server again; the moment it answers, beat at once: no heartbeat went out while it was
+        down, and another host's launch must not take this live driver for a dead one."""
+        was_offline = self._live().offline
+        self._live().poll()
+        if was_offline and not self._live().offline and self.closing_since is None:
+            self._beat()
+
+    def _beat(self) -> None:
+        assert self.buffer is not None
         if ops.PARENT in self.buffer.ids:
             self.buffer.try_now(ops.log(ops.PARENT, tags={HEARTBEAT_TAG: str(int(time.time()))}))
 
