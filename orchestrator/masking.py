@@ -17,6 +17,12 @@ def is_secret(name: str) -> bool:
     return any(word.lower() in SECRET_WORDS for word in words)
 
 
+def mask_override(override: str) -> str:
+    """`db.password=***` for a command-line override of a secret-looking key; any other override as it is."""
+    key, sep, _ = override.partition("=")
+    return f"{key}{sep}{MASK}" if sep and is_secret(key.lstrip("+~")) else override
+
+
 def mask_secrets(value: Any, name: str = "") -> Any:
     """A copy of a config with the value of every secret-looking key replaced by ***, at any depth."""
     if name and is_secret(name):

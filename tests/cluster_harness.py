@@ -16,7 +16,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
+
+from tests.mlflow_server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 GPUS_PER_NODE = CPUS_PER_NODE = 4
@@ -36,12 +37,6 @@ HEALTH_CHECK_PERIOD_MS, HEALTH_CHECK_FAILURES = 1000, 3
 JOB_STOP_WAIT_S = 30
 # Seconds teardown waits for a killed node's worker processes to exit on their own before killing them.
 WORKER_EXIT_S = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(what: str, probe: Callable[[], Any], deadline_s: float, interval_s: float = 0.5) -> Any:

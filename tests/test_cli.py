@@ -27,9 +27,10 @@ def orchestrator(cwd: Path, *args: str, timeout: int = 240) -> subprocess.Comple
                           capture_output=True, text=True, timeout=timeout)
 
 
-def user_dir(tmp_path: Path) -> Path:
+def user_dir(tmp_path: Path, sweep_yaml: str = USER_SWEEP) -> Path:
+    """A user's project directory with its own conf/sweep/mine.yaml."""
     (tmp_path / "conf" / "sweep").mkdir(parents=True)
-    (tmp_path / "conf" / "sweep" / "mine.yaml").write_text(USER_SWEEP)
+    (tmp_path / "conf" / "sweep" / "mine.yaml").write_text(sweep_yaml)
     return tmp_path
 
 

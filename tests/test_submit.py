@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.test_cli import user_dir as cli_user_dir
+
 USER_SWEEP = """\
 # @package sweep
 defaults:
@@ -26,9 +28,7 @@ def orchestrator(cwd: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def user_dir(tmp_path: Path) -> Path:
-    (tmp_path / "conf" / "sweep").mkdir(parents=True)
-    (tmp_path / "conf" / "sweep" / "mine.yaml").write_text(USER_SWEEP)
-    return tmp_path
+    return cli_user_dir(tmp_path, USER_SWEEP)
 
 
 def test_a_dry_run_shows_the_job_it_would_submit_with_the_tracking_store_made_absolute(tmp_path):

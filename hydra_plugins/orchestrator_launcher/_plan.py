@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping, Sequence
 
-from orchestrator.masking import MASK, is_secret
+from orchestrator.masking import mask_override
 from orchestrator.records import Resources, RunSpec
 from orchestrator.sweep.keys import run_key
 
@@ -42,15 +42,9 @@ def override_values(overrides: Sequence[str]) -> dict[str, Any]:
     return values
 
 
-def masked(override: str) -> str:
-    """`db.password=***` for an override of a secret-looking key; any other override as it is."""
-    key, sep, _ = override.partition("=")
-    return f"{key}{sep}{MASK}" if sep and is_secret(key.lstrip("+~")) else override
-
-
 def run_name(app: str, idx: int, overrides: Sequence[str]) -> str:
     """The MLflow run name: the job's overrides as typed (`model.width=64 optim.lr=0.001`), else `app #idx`."""
-    shown = [masked(o) for o in overrides if not o.startswith("hydra.")]
+    shown = [mask_override(o) for o in overrides if not o.startswith("hydra.")]
     return " ".join(shown) or f"{app} #{idx}"
 
 

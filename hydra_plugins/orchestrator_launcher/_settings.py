@@ -13,8 +13,8 @@ from typing import Any, Iterator
 
 from omegaconf import DictConfig, OmegaConf
 
-from hydra_plugins.orchestrator_launcher._plan import masked
 from orchestrator.errors import ConfigError
+from orchestrator.masking import mask_override
 from orchestrator.execution.scheduler import SchedulerOptions
 from orchestrator.records import Resources
 from orchestrator.sweep.expand import SweepPlan
@@ -91,7 +91,7 @@ def parent_params(config: DictConfig, plan: SweepPlan, settings: LaunchSettings)
     """The multirun's settings on its parent run, so every figure on its runs can be reproduced."""
     run, gpus = settings.options.run, settings.resources.gpus
     params = {"launcher": "hydra", "hydra.job.name": config.hydra.job.name,
-              "hydra.overrides.task": " ".join(masked(o) for o in config.hydra.overrides.task), "sweep.kind": plan.kind,
+              "hydra.overrides.task": " ".join(mask_override(o) for o in config.hydra.overrides.task), "sweep.kind": plan.kind,
               "resources.gpus": "auto" if gpus is None else gpus, "resources.cpus": settings.resources.cpus,
               "cluster.address": settings.cluster.get("address"), "execution.retries": settings.options.retries,
               "energy.enabled": run.energy, "energy.sample_interval_s": run.sample_interval_s}

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit
 
+from orchestrator.environ import scoped_env
 from orchestrator.errors import ClusterError, ConfigError
 
 # 1: the job did not succeed, or the cluster could not be reached or refused the request.
@@ -80,19 +81,6 @@ def translated(address: str) -> Iterator[None]:
         raise ClusterError(f"{address}: {_first_line(exc)}") from exc
 
 
-@contextmanager
-def _env(name: str, value: str) -> Iterator[None]:
-    saved = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if saved is None:
-            del os.environ[name]
-        else:
-            os.environ[name] = saved
-
-
 def connect(address: str) -> Any:
     """A JobSubmissionClient for `address` (Ray lets RAY_ADDRESS override its argument; here --address wins)."""
     import logging
@@ -101,7 +89,7 @@ def connect(address: str) -> Any:
 
     for chatty in QUIET_LOGGERS:  # their INFO lines (each file left out of the upload, ...) are not for users
         logging.getLogger(chatty).setLevel(logging.WARNING)
-    with translated(address), _env("RAY_API_SERVER_ADDRESS", address):
+    with translated(address), scoped_env({"RAY_API_SERVER_ADDRESS": address}):
         return JobSubmissionClient(address)
 
 

@@ -59,13 +59,9 @@ def command_tags() -> dict[str, str]:
 
     from hydra.core.hydra_config import HydraConfig
 
-    from orchestrator.masking import MASK, is_secret
+    from orchestrator.masking import mask_override
 
-    def masked(override: str) -> str:
-        key, sep, _ = override.partition("=")
-        return f"{key}={MASK}" if sep and is_secret(key.lstrip("+~")) else override
-
-    overrides = [masked(o) for o in HydraConfig.get().overrides.task]
+    overrides = [mask_override(o) for o in HydraConfig.get().overrides.task]
     return {COMMAND_TAG: json.dumps(overrides), CWD_TAG: os.getcwd()}
 
 

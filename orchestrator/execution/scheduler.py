@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Protocol
 
 from orchestrator.execution import pool
-from orchestrator.execution.cluster import ClusterInfo, capacity, fits
+from orchestrator.execution.cluster import ClusterInfo, capacity, describe, fits
 from orchestrator.execution.executor import RunSettings
 from orchestrator.records import FAILED, KILLED, Resources, RunResult, RunSpec
 
@@ -118,12 +118,10 @@ class Scheduler:
     def _tick(self) -> None:
         """Every few seconds re-read the alive nodes (one died, or one joined); now and then tell the tracker this
         driver is alive, so a later launch can tell its runs from a dead driver's."""
-        import ray
-
-        from orchestrator.execution.cluster import describe
-
         now = time.monotonic()
         if now - self.refreshed_at > REFRESH_S:
+            import ray
+
             self.info, self.refreshed_at = describe(ray.nodes()), now
             self._warn_unplaceable()
         if now - self.beat_at > HEARTBEAT_S:

@@ -4,11 +4,10 @@ and in the launch's journal, and replayed in order, from the first one kept, onc
 from __future__ import annotations
 
 import logging
-import os
 import time
-from contextlib import contextmanager
-from typing import Iterator
+from typing import ContextManager
 
+from orchestrator.environ import scoped_env
 from orchestrator.tracking.journal import Journal
 from orchestrator.tracking.ops import Op, apply, apply_in_order, describe
 from orchestrator.tracking.store import MlflowStore, TrackingUnreachable
@@ -23,19 +22,9 @@ PROBE_EVERY_S = 2.0
 JOURNALED = "they are replayed by the next launch"
 
 
-@contextmanager
-def fail_fast_http() -> Iterator[None]:
+def fail_fast_http() -> ContextManager[None]:
     """MLflow's REST client fails fast inside this block (for the driver's reads at launch start), then as before."""
-    saved = {k: os.environ.get(k) for k in FAIL_FAST_HTTP}
-    os.environ.update(FAIL_FAST_HTTP)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    return scoped_env(FAIL_FAST_HTTP)
 
 
 class OutageBuffer:

@@ -103,6 +103,6 @@ def _mark_lost(store: Any, launch: OpenLaunch) -> None:
     tags = {"status": KILLED, "cause": "driver_lost", "error": error}
     for child in store.child_runs(f"tags.`mlflow.parentRunId` = '{launch.run_id}' and attributes.status = 'RUNNING'"):
         store.log(child.info.run_id, tags=tags)
-        store.client.set_terminated(child.info.run_id, KILLED)
+        store.terminate(child.info.run_id, KILLED)
     store.log(launch.run_id, tags={"status": KILLED, "cause": "driver_lost"})
-    store.client.set_terminated(launch.run_id, KILLED)
+    store.terminate(launch.run_id, KILLED)
