@@ -19,23 +19,20 @@ import tempfile
 import time
 from pathlib import Path
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
-
 
 def orchestrator_makespan(runs: int, seconds: float, workdir: Path, sweep: str) -> float:
-    from hydra import compose, initialize_config_dir
     from mlflow.tracking import MlflowClient
 
     from orchestrator.execution.pool import release_executors
     from orchestrator.launch import launch
+    from orchestrator.project import compose
 
     uri = f"sqlite:///{workdir / 'mlflow.db'}"
     MlflowClient(tracking_uri=uri).search_experiments()  # create and migrate the DB outside the timing
-    with initialize_config_dir(config_dir=str(CONF), version_base=None):
-        cfg = compose("config", overrides=[
-            "job=synthetic", "+sweep=synthetic_demo", f"sweep.name={sweep}", f"tracking.uri={uri}", "resources.gpus=1",
-            "~sweep.params",
-            f"+sweep.params.job.seed={{range:[0,{runs - 1}],step:1}}", f"job.sleep_s={seconds}", "job.steps=5"])
+    cfg = compose([
+        "job=synthetic", "+sweep=synthetic_demo", f"sweep.name={sweep}", f"tracking.uri={uri}", "resources.gpus=1",
+        "~sweep.params",
+        f"+sweep.params.job.seed={{range:[0,{runs - 1}],step:1}}", f"job.sleep_s={seconds}", "job.steps=5"])
     start = time.perf_counter()
     summary = launch(cfg)
     elapsed = time.perf_counter() - start

@@ -93,37 +93,32 @@ def _count(field: str, value: Any) -> int:
 
 
 def run_settings(cfg: DictConfig) -> RunSettings:
-    """How each run is executed and measured: curve flushes, the energy meter, the cost model."""
-    from orchestrator.energy.cost import CostModel
+    """How each run is executed and measured (the `execution`, `energy` and `cost` sections of the schema)."""
+    from orchestrator.energy.cost import cost_model_from_settings
 
-    energy = cfg.get("energy") or {}
-    cost = CostModel.from_dict(OmegaConf.to_container(cfg.cost, resolve=True)) if cfg.get("cost") else None
+    energy = cfg.energy
     return RunSettings(
-        flush_interval_s=_positive("execution.flush_interval_s", cfg.execution.get("flush_interval_s", 1.0)),
-        energy=bool(energy.get("enabled", True)),
-        sample_interval_s=_positive("energy.sample_interval_s", energy.get("sample_interval_s", 0.1)),
-        curve_interval_s=_positive("energy.curve_interval_s", energy.get("curve_interval_s", 5.0)),
-        cost=cost,
+        flush_interval_s=_positive("execution.flush_interval_s", cfg.execution.flush_interval_s),
+        energy=bool(energy.enabled),
+        sample_interval_s=_positive("energy.sample_interval_s", energy.sample_interval_s),
+        curve_interval_s=_positive("energy.curve_interval_s", energy.curve_interval_s),
+        cost=cost_model_from_settings(OmegaConf.to_container(cfg.cost, resolve=True)),
     )
 
 
 def scheduler_options(cfg: DictConfig) -> SchedulerOptions:
-    ex = cfg.get("execution", {})
-    retries = _count("execution.retries", ex.get("retries", 0))
-    max_concurrent = ex.get("max_concurrent")
-    if max_concurrent is not None and (not isinstance(max_concurrent, int) or max_concurrent < 1):
+    """The `execution` section (ExecutionConf), checked: how runs are retried, isolated, limited and timed out."""
+    ex = cfg.execution
+    max_concurrent = ex.max_concurrent
+    if max_concurrent is not None and max_concurrent < 1:
         raise ConfigError("execution.max_concurrent", f"expected null or a whole number >= 1, got {max_concurrent!r}")
-    # Executors get no runtime_env: Ray already puts the driver's working directory on their sys.path (so a user's
-    # jobs next to their conf/ import), and a runtime_env made executor start-up 4 s slower here.
-    timeout_s = ex.get("timeout_s")
-    if timeout_s is not None:
-        timeout_s = _positive("execution.timeout_s", timeout_s)
-    non_retryable = ex.get("non_retryable", ["ConfigError"])
-    if not isinstance(non_retryable, (list, tuple)) and not OmegaConf.is_list(non_retryable):
-        raise ConfigError("execution.non_retryable", f"expected a list of exception type names, got {non_retryable!r}")
-    return SchedulerOptions(retries, bool(ex.get("isolate", False)), max_concurrent, run_settings(cfg), timeout_s,
-                            frozenset(str(n) for n in non_retryable), _count("execution.retries_on_loss",
-                                                                              ex.get("retries_on_loss", 3)))
+    # Executors get no runtime_env: Ray already puts the driver's working directory on their sys.path (so a project's
+    # jobs import there too), and a runtime_env made executor start-up 4 s slower here.
+    timeout_s = None if ex.timeout_s is None else _positive("execution.timeout_s", ex.timeout_s)
+    return SchedulerOptions(retries=_count("execution.retries", ex.retries), isolate=bool(ex.isolate),
+                            max_concurrent=max_concurrent, run=run_settings(cfg), timeout_s=timeout_s,
+                            non_retryable=frozenset(str(n) for n in ex.non_retryable),
+                            retries_on_loss=_count("execution.retries_on_loss", ex.retries_on_loss))
 
 
 def bind(plan: SweepPlan, info: ClusterInfo) -> SweepPlan:
@@ -181,7 +176,7 @@ def launch(cfg: DictConfig, events: RunEvents | None = None,
     options = scheduler_options(cfg)
     return execute(plan, cfg.cluster, str(cfg.tracking.uri), options, _parent_params(cfg, plan, options.run),
                    _parent_texts(cfg, plan), events=events, should_stop=should_stop, on_plan=on_plan,
-                   rerun_failed=bool(cfg.execution.get("rerun_failed", False)), tags=tags)
+                   rerun_failed=bool(cfg.execution.rerun_failed), tags=tags)
 
 
 def execute(plan: SweepPlan, cluster: Any, tracking_uri: str, options: SchedulerOptions,

@@ -48,13 +48,11 @@ def tracking_uri(tmp_path: Path, _mlflow_template: Path) -> str:
 
 @pytest.fixture
 def compose() -> Callable[..., Any]:
-    """Compose conf/ exactly as `orchestrator run` does, with Hydra overrides."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    """Compose the shipped configs exactly as `orchestrator run` does, with Hydra overrides."""
+    from orchestrator.project import compose as compose_run_config
 
     def _compose(*overrides: str) -> Any:
-        with initialize_config_dir(config_dir=str(CONF), version_base=None):
-            return hydra_compose("config", overrides=list(overrides))
+        return compose_run_config(list(overrides))
 
     return _compose
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from jobs.lm import GPT, non_embedding_params, train
+from orchestrator.jobs.lm import GPT, non_embedding_params, train
 from orchestrator.execution.context import JobContext
 
 JOB_CONFIG = Path(__file__).resolve().parents[1] / "conf" / "job" / "lm.yaml"
@@ -172,7 +172,7 @@ def test_non_embedding_params_refuses_an_invalid_shape() -> None:
 
 
 def test_corpus_falls_back_to_stdlib_source_with_a_warning_when_pydoc_data_is_missing(monkeypatch) -> None:
-    from jobs.lm import load_corpus
+    from orchestrator.jobs.lm import load_corpus
 
     monkeypatch.setitem(sys.modules, "pydoc_data.topics", None)  # makes the import raise ImportError
     load_corpus.cache_clear()

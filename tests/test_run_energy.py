@@ -30,7 +30,7 @@ def test_a_run_on_a_gpu_with_an_energy_counter_records_joules_cost_and_carbon(mo
     monkeypatch.setattr(executor_module, "assigned_gpu_ids", lambda: ["0"])
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
     monkeypatch.setenv("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
-    spec = RunSpec("k", {"_target_": "jobs.synthetic.train", "n_params": 10**6, "tokens": 10**9, "E": 1.69,
+    spec = RunSpec("k", {"_target_": "orchestrator.jobs.synthetic.train", "n_params": 10**6, "tokens": 10**9, "E": 1.69,
                          "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28, "noise": 0.0, "sleep_s": 1.3,
                          "steps": 5, "fail": False, "seed": 0}, Resources(gpus=1.0, cpus=1.0), "run")
     model = load_cost_model("default")

@@ -54,7 +54,7 @@ def test_metrics_are_float_columns_and_numeric_params_are_numbers(sweep):
     assert is_integer_dtype(runs["param.n_params"])
     assert is_float_dtype(runs["noise"]) and (runs["noise"] == 0.01).all()
     assert (runs["optim.lr"] == 3e-3).all() and (runs["resources.gpus"] == 1.0).all()
-    assert set(runs["_target_"]) == {"jobs.synthetic.train"} and not is_numeric_dtype(runs["_target_"])
+    assert set(runs["_target_"]) == {"orchestrator.jobs.synthetic.train"} and not is_numeric_dtype(runs["_target_"])
     assert set(runs["optim.betas"]) == {"[0.9, 0.95]"}
     assert runs["device"].isna().all() and runs["resources.memory_bytes"].isna().all()  # JSON null is missing
 

@@ -80,8 +80,8 @@ def test_seeds_and_repeats_multiply_every_point(compose):
 
 
 def test_run_key_ignores_key_order_and_how_numbers_were_written():
-    a = {"_target_": "jobs.synthetic.train", "n_params": 100000, "lr": 0.001, "opt": {"b1": 0.9, "b2": 0.95}}
-    b = {"opt": {"b2": 0.95, "b1": 0.9}, "lr": 1e-3, "n_params": 1e5, "_target_": "jobs.synthetic.train"}
+    a = {"_target_": "orchestrator.jobs.synthetic.train", "n_params": 100000, "lr": 0.001, "opt": {"b1": 0.9, "b2": 0.95}}
+    b = {"opt": {"b2": 0.95, "b1": 0.9}, "lr": 1e-3, "n_params": 1e5, "_target_": "orchestrator.jobs.synthetic.train"}
     assert run_key(a) == run_key(b)
     assert run_key(a) != run_key({**a, "lr": 0.002})
 

@@ -63,7 +63,7 @@ def steps(uri: str, run_id: str, key: str) -> list[int]:
 
 
 def spec(key: str, lr: float) -> RunSpec:
-    return RunSpec(key, {"_target_": "jobs.synthetic.train", "lr": lr}, Resources(), f"lr={lr}", {"job.lr": lr},
+    return RunSpec(key, {"_target_": "orchestrator.jobs.synthetic.train", "lr": lr}, Resources(), f"lr={lr}", {"job.lr": lr},
                    payload=object())  # a Hydra task function would not survive JSON: it must never be journaled
 
 

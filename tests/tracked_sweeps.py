@@ -49,7 +49,7 @@ def law(n: float, d: float) -> float:
 
 
 def job_config(n: float, d: float) -> dict[str, Any]:
-    return {"_target_": "jobs.synthetic.train", "n_params": int(n), "tokens": int(d), "noise": NOISE,
+    return {"_target_": "orchestrator.jobs.synthetic.train", "n_params": int(n), "tokens": int(d), "noise": NOISE,
             "schedule": "cosine", "device": None, "optim": {"lr": 3e-3, "betas": [0.9, 0.95]}}
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -47,22 +47,6 @@ def tracking_uri(setting: str | None, cwd: str) -> str:
     return absolute_uri(setting or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI, cwd)
 
 
-def cost_dict(cost: DictConfig, cwd: str) -> dict[str, Any]:
-    """The named cost model (conf/cost/<model>.yaml or a .yaml path), the factors set in `cost` replacing its own."""
-    from orchestrator.energy.cost import load_cost_model
-
-    name = str(cost.model)
-    if name.endswith((".yaml", ".yml")):
-        name = str(Path(cwd, name))
-    model = load_cost_model(name)
-    values = {f.name: getattr(model, f.name) for f in fields(model)}
-    values["usd_per_gpu_hour"] = {**model.usd_per_gpu_hour, **OmegaConf.to_container(cost.usd_per_gpu_hour)}
-    for key in ("mode", "default_usd_per_gpu_hour", "usd_per_kwh", "pue", "grid_co2_g_per_kwh"):
-        if cost[key] is not None:
-            values[key] = cost[key]
-    return values
-
-
 def launch_settings(config: DictConfig) -> LaunchSettings:
     from orchestrator.launch import scheduler_options
     from orchestrator.sweep.resources import parse_resources
@@ -70,10 +54,11 @@ def launch_settings(config: DictConfig) -> LaunchSettings:
     launcher, cwd = config.hydra.launcher, str(config.hydra.runtime.cwd)
     with _field_prefix("hydra.launcher."):
         resources = parse_resources(OmegaConf.to_container(launcher.resources))
-        engine = OmegaConf.create({"execution": OmegaConf.to_container(launcher.execution),
-                                   "energy": OmegaConf.to_container(launcher.energy),
-                                   "cost": cost_dict(launcher.cost, cwd)})
-        options = scheduler_options(engine)
+        cost = OmegaConf.to_container(launcher.cost)
+        if str(cost["model"]).endswith((".yaml", ".yml")):
+            cost["model"] = str(Path(cwd, cost["model"]))  # a path relative to where the app was started
+        options = scheduler_options(OmegaConf.create({"execution": launcher.execution, "energy": launcher.energy,
+                                                      "cost": cost}))
     experiment = str(launcher.experiment or config.hydra.job.name)
     return LaunchSettings(experiment, tracking_uri(launcher.tracking_uri, cwd), resources,
                           OmegaConf.to_container(launcher.cluster), options)

@@ -8,7 +8,9 @@ from typing import Callable
 USAGE = """usage: orchestrator <command> [args]
 
 commands:
-  run [--rerun-failed] [--dry-run] [hydra overrides...]   run a sweep (e.g. +sweep=lm_demo cluster.num_gpus=8)
+  init [DIR] [--name NAME] [--force]                      a new project: a job, its config and a sweep that runs
+  run [--rerun-failed] [--dry-run] [--config-dir DIR] [hydra overrides...]
+                                                          run a sweep (e.g. +sweep=lm_demo cluster.num_gpus=8)
   submit [--rerun-failed] [--dry-run] [hydra overrides...] --address URL [--follow] [--working-dir DIR]
                                                           run a sweep as a Ray job on a cluster (driver on the head)
   logs <submission_id> --address URL [--follow]           a submitted sweep's output
@@ -28,9 +30,9 @@ commands:
 
 
 def _commands() -> dict[str, Callable[[list[str]], int]]:
-    from orchestrator.cli import doctor, fit, frontier, jobs, recost, resume, run, status, submit
+    from orchestrator.cli import doctor, fit, frontier, init, jobs, recost, resume, run, status, submit
 
-    return {"run": run.main, "submit": submit.submit_main, "logs": jobs.logs_main, "stop": jobs.stop_main,
+    return {"init": init.main, "run": run.main, "submit": submit.submit_main, "logs": jobs.logs_main, "stop": jobs.stop_main,
             "resume": resume.main, "status": status.main, "recost": recost.main, "fit": fit.main,
             "frontier": frontier.main, "doctor": doctor.main}
 

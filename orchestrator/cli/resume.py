@@ -14,8 +14,8 @@ from orchestrator.tracking import DEFAULT_TRACKING_URI as DEFAULT_URI
 
 
 def last_command(uri: str, sweep: str) -> tuple[list[str], str]:
-    """The overrides and working directory of the newest launch of `sweep` that `orchestrator run` started."""
-    from orchestrator.cli.run import COMMAND_TAG, CWD_TAG
+    """The arguments and working directory of the newest launch of `sweep` that `orchestrator run` started."""
+    from orchestrator.cli.run import COMMAND_TAG, CONFIG_DIR_TAG, CWD_TAG
     from orchestrator.errors import ConfigError, SweepNotFoundError
     from orchestrator.masking import MASK
     from orchestrator.tracking.store import ROLE, MlflowStore
@@ -35,7 +35,8 @@ def last_command(uri: str, sweep: str) -> tuple[list[str], str]:
     if hidden:
         raise ConfigError("sweep", f"its command set secret-looking values that were not recorded ({', '.join(hidden)}); "
                                    "run the original command again instead")
-    return overrides, tags.get(CWD_TAG, "")
+    config_dir = ["--config-dir", tags[CONFIG_DIR_TAG]] if tags.get(CONFIG_DIR_TAG) else []
+    return [*overrides, *config_dir], tags.get(CWD_TAG, "")
 
 
 def main(argv: list[str]) -> int:

@@ -1,4 +1,4 @@
-"""`orchestrator run`: compose conf/ with Hydra (plus ./conf of the directory you run from), then launch."""
+"""`orchestrator run`: compose the shipped configs (with the project's ./conf searched first), then launch."""
 
 from __future__ import annotations
 
@@ -12,23 +12,30 @@ from omegaconf import DictConfig
 # Flags of our own, turned into config overrides before Hydra sees the command line.
 FLAGS = {"--rerun-failed": "execution.rerun_failed=true", "--dry-run": "execution.dry_run=true"}
 EXIT_FAILED_RUNS, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
-# Parent-run tags holding the command line of a launch and the directory it ran in.
-COMMAND_TAG, CWD_TAG = "orchestrator.command", "orchestrator.cwd"
+# Parent-run tags holding the command line of a launch, the directory it ran in and its --config-dir.
+COMMAND_TAG, CWD_TAG, CONFIG_DIR_TAG = "orchestrator.command", "orchestrator.cwd", "orchestrator.config_dir"
 
 
-def config_dir() -> Path:
-    """The shipped conf/ (next to the package in a checkout or editable install)."""
-    return Path(__file__).resolve().parents[2] / "conf"
+def split_config_dir(argv: list[str]) -> tuple[str | None, list[str]]:
+    """`--config-dir DIR` (or `--config-dir=DIR`, `-cd DIR`): the project's configs are there instead of ./conf."""
+    rest, config_dir, args = [], None, iter(argv)
+    for arg in args:
+        if arg in ("--config-dir", "-cd"):
+            config_dir = next(args, None)
+            if config_dir is None:
+                from orchestrator.errors import ConfigError
+
+                raise ConfigError("--config-dir", "expected a directory after --config-dir")
+        elif arg.startswith("--config-dir="):
+            config_dir = arg.split("=", 1)[1]
+        else:
+            rest.append(arg)
+    return config_dir, rest
 
 
-def hydra_argv(argv: list[str], project: Path | None = None) -> list[str]:
-    """Our flags as overrides, plus the project's conf/ (default ./conf) on Hydra's search path so users' own sweeps
-    and jobs are found."""
-    args = [FLAGS.get(a, a) for a in argv]
-    user_conf = (Path.cwd() if project is None else project) / "conf"
-    if user_conf.is_dir() and user_conf.resolve() != config_dir().resolve():
-        args.append(f"hydra.searchpath=[file://{user_conf.resolve()}]")
-    return args
+def overrides_of(argv: list[str]) -> list[str]:
+    """Our flags as overrides; the rest are Hydra overrides (or Hydra's own flags such as --cfg job)."""
+    return [FLAGS.get(a, a) for a in argv]
 
 
 def print_plan(cfg: DictConfig) -> int:
@@ -51,7 +58,7 @@ def print_plan(cfg: DictConfig) -> int:
     return 0
 
 
-def command_tags() -> dict[str, str]:
+def command_tags(config_dir: str | None = None) -> dict[str, str]:
     """The overrides this launch was run with and where from, so `orchestrator resume <sweep>` can repeat it; a
     secret-looking override keeps its key but not its value."""
     import json
@@ -62,10 +69,11 @@ def command_tags() -> dict[str, str]:
     from orchestrator.masking import mask_override
 
     overrides = [mask_override(o) for o in HydraConfig.get().overrides.task]
-    return {COMMAND_TAG: json.dumps(overrides), CWD_TAG: os.getcwd()}
+    tags = {COMMAND_TAG: json.dumps(overrides), CWD_TAG: os.getcwd()}
+    return {**tags, CONFIG_DIR_TAG: os.path.abspath(config_dir)} if config_dir else tags
 
 
-def app(cfg: DictConfig) -> int:
+def app(cfg: DictConfig, config_dir: str | None = None) -> int:
     from rich.console import Console
 
     from orchestrator.cli.progress import ProgressDisplay, report
@@ -73,14 +81,14 @@ def app(cfg: DictConfig) -> int:
     from orchestrator.launch import launch
 
     console = Console()
-    if cfg.execution.get("dry_run"):
-        return print_plan(cfg)
     display = ProgressDisplay(console)
     try:
-        summary = launch(cfg, events=display, on_plan=display.on_plan, tags=command_tags())
+        if cfg.execution.get("dry_run"):
+            return print_plan(cfg)
+        summary = launch(cfg, events=display, on_plan=display.on_plan, tags=command_tags(config_dir))
     except OrchestratorError as exc:
         display.stop()
-        console.print(f"[red]error:[/] {exc}")
+        print(f"error: {exc}", file=sys.stderr)  # one unwrapped line, as for a bad command line
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         display.stop()
@@ -91,18 +99,40 @@ def app(cfg: DictConfig) -> int:
     return 0 if summary.ok else EXIT_FAILED_RUNS
 
 
+def check_composes(overrides: list[str], config_dir: str | None) -> None:
+    """Compose once through Hydra's compose API, so a bad override or an unknown config is a clean ConfigError (exit
+    2) rather than Hydra's own report (exit 1). Skipped when Hydra's own flags (--cfg, --help, ...) are given."""
+    from orchestrator import project
+
+    if not any(o.startswith("-") for o in overrides):
+        project.compose(overrides, config_dir=config_dir)
+
+
 def main(argv: list[str]) -> int:
     import hydra
+
+    from orchestrator import project, schema
+    from orchestrator.errors import ConfigError
 
     status = {"code": 0}
 
     def task(cfg: DictConfig) -> None:
-        status["code"] = app(cfg)
+        status["code"] = app(cfg, config_dir)
 
-    saved, on_term = sys.argv, _stop_on_sigterm()
-    sys.argv = ["orchestrator run", *hydra_argv(argv)]
     try:
-        hydra.main(config_path=str(config_dir()), config_name="config", version_base=None)(task)()
+        config_dir, argv = split_config_dir(argv)
+        overrides = overrides_of(argv)
+        project.make_importable(Path.cwd())
+        check_composes(overrides, config_dir)
+        hydra_args = project.hydra_overrides(overrides, config_dir=config_dir)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    saved, on_term = sys.argv, _stop_on_sigterm()
+    sys.argv = ["orchestrator run", *hydra_args]
+    try:
+        schema.register()
+        hydra.main(config_path=None, config_name=schema.PRIMARY, version_base=None)(task)()
     finally:
         sys.argv = saved
         if on_term is not None:

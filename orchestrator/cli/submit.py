@@ -9,12 +9,9 @@ A relative SQLite tracking URI is made absolute against this directory, so resul
 from __future__ import annotations
 
 import argparse
-import contextlib
-import re
 import shlex
-import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from orchestrator.cli._job_api import (EXIT_OK, add_address_argument, connect, follow, guarded, is_local,
                                        logs_command, resolve_address, stop_command, translated)
@@ -36,8 +33,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--follow", action="store_true",
                    help="stream the job's output until it ends; exit 0 if it succeeded, 1 if not")
     p.add_argument("--working-dir", metavar="DIR",
-                   help="project directory uploaded as the job's working directory (default: . when it has conf/, "
-                        "else the orchestrator checkout)")
+                   help="project directory uploaded as the job's working directory, where its jobs and conf/ are "
+                        "(default: .)")
+    p.add_argument("--config-dir", metavar="DIR",
+                   help="the project's configs, instead of its conf/ (inside the working directory, so it travels)")
     p.add_argument("--rerun-failed", action="store_true", help="run again the run_keys whose last run FAILED")
     p.add_argument("--dry-run", action="store_true", help="print the plan and the job that would run; submit nothing")
     return p
@@ -51,8 +50,10 @@ def submit_main(argv: list[str]) -> int:
 def _submit(args: argparse.Namespace) -> int:
     address = None if args.dry_run else resolve_address(args.address)
     project = project_dir(args.working_dir)
+    config_dir = relative_config_dir(project, args.config_dir)
     run_argv = [*args.overrides, *(["--rerun-failed"] if args.rerun_failed else [])]
-    cfg = check(run_argv, project)
+    cfg = check(run_argv, project, config_dir)
+    run_argv += ["--config-dir", config_dir] if config_dir else []
     uri, run_argv = tracking_for_job(cfg, run_argv)
     command = entrypoint(run_argv)
     if address is None:
@@ -65,67 +66,48 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def project_dir(flag: str | None) -> Path:
-    """What the job runs in: --working-dir, else . when it has conf/, else the checkout orchestrator runs from."""
-    from orchestrator.cli.run import config_dir
-
-    if flag:
-        path = Path(flag).expanduser().resolve()
-        if not path.is_dir():
-            raise ConfigError("--working-dir", f"{flag} is not a directory")
-        return path
-    if (Path.cwd() / "conf").is_dir():
-        return Path.cwd().resolve()
-    if config_dir().is_dir():
-        return config_dir().parent
-    raise ConfigError("--working-dir", "run from your project directory (the one with conf/) or give --working-dir")
+    """What the job runs in, as `orchestrator run` would here: --working-dir, else this directory."""
+    path = Path(flag or ".").expanduser().resolve()
+    if not path.is_dir():
+        raise ConfigError("--working-dir", f"{flag} is not a directory")
+    return path
 
 
-@contextlib.contextmanager
-def importable(project: Path) -> Iterator[None]:
-    """The project's modules (its jobs) importable while the sweep is planned, as they are on the cluster."""
-    sys.path.insert(0, str(project))
-    try:
-        yield
-    finally:
-        sys.path.remove(str(project))
+def relative_config_dir(project: Path, flag: str | None) -> str | None:
+    """--config-dir relative to the working directory, which the job is uploaded as (so it must lie inside it)."""
+    if not flag:
+        return None
+    path = Path(flag).expanduser().resolve()
+    if not path.is_relative_to(project):
+        raise ConfigError("--config-dir", f"{flag} is outside the working directory {project}, so it would not be "
+                                          "uploaded with the job; move it inside or give --working-dir")
+    return str(path.relative_to(project))
 
 
-def check(run_argv: list[str], project: Path) -> DictConfig:
+def check(run_argv: list[str], project: Path, config_dir: str | None = None) -> DictConfig:
     """Compose and plan the sweep as `orchestrator run` will on the cluster; ConfigError on bad input."""
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    from orchestrator.cli.run import config_dir, hydra_argv
+    from orchestrator.cli.run import overrides_of
     from orchestrator.launch import scheduler_options
+    from orchestrator.project import compose, importable
     from orchestrator.sweep.expand import plan_sweep
 
-    try:
-        with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
-            cfg = compose("config", overrides=hydra_argv(run_argv, project))
-    except (HydraException, OmegaConfBaseException) as exc:
-        raise ConfigError("overrides", str(exc).strip()) from exc
+    overrides = overrides_of(run_argv)
     with importable(project):
+        cfg = compose(overrides, project, str(project / config_dir) if config_dir else None)
         plan_sweep(cfg)
     scheduler_options(cfg)
     return cfg
 
 
-def hydra_override(key: str, value: str) -> str:
-    """key=value for Hydra's command line, the value quoted when it holds characters its grammar reads."""
-    if re.fullmatch(r"[\w./:@+-]+", value):
-        return f"{key}={value}"
-    return f"{key}='" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def tracking_for_job(cfg: DictConfig, run_argv: list[str]) -> tuple[str, list[str]]:
     """The tracking URI the job will use, and the run arguments that make it so: a relative SQLite path would land in
     the job's temporary working-dir copy and vanish with it, so it is made absolute against this directory."""
+    from orchestrator.project import quoted
     from orchestrator.tracking import DEFAULT_TRACKING_URI, absolute_uri
 
     uri = str(cfg.tracking.get("uri") or DEFAULT_TRACKING_URI)
     absolute = absolute_uri(uri)
-    return absolute, run_argv if absolute == uri else [*run_argv, hydra_override("tracking.uri", absolute)]
+    return absolute, run_argv if absolute == uri else [*run_argv, f"tracking.uri={quoted(absolute)}"]
 
 
 def entrypoint(run_argv: list[str]) -> str:

@@ -23,8 +23,6 @@ from orchestrator.errors import ConfigError
 
 MODES = ("gpu_hours", "energy", "both")
 J_PER_KWH = 3.6e6
-# conf/cost/ of this repository: where `load_cost_model("default")` looks.
-COST_CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "cost"
 # The components cost_usd adds up, by mode.
 _COST_PARTS = {
     "gpu_hours": ("cost_gpu_usd",),
@@ -108,13 +106,28 @@ def _word_match(key: str, name: str) -> bool:
     return re.search(rf"(?<![A-Za-z0-9]){re.escape(key.strip())}(?![A-Za-z0-9])", name, re.IGNORECASE) is not None
 
 
-def load_cost_model(name_or_path: str | Path = "default", conf_dir: str | Path = COST_CONF_DIR) -> CostModel:
-    """A cost model from `conf_dir/<name>.yaml`, or from a YAML file path."""
+def cost_model_dirs() -> list[Path]:
+    """Where a cost model is looked up by name, first match wins: the project's conf/cost/, then the shipped one."""
+    from orchestrator.project import project_conf_dir, shipped_conf_dir
+
+    own = project_conf_dir()
+    return [p / "cost" for p in ([own] if own else []) + [shipped_conf_dir()] if (p / "cost").is_dir()]
+
+
+def cost_model_path(name: str, conf_dirs: list[Path] | None = None) -> Path | None:
+    """The file of the cost model called `name`, or None."""
+    found = [d / f"{name}.yaml" for d in (cost_model_dirs() if conf_dirs is None else conf_dirs)]
+    return next((p for p in found if p.is_file()), None)
+
+
+def load_cost_model(name_or_path: str | Path = "default", conf_dir: str | Path | None = None) -> CostModel:
+    """A cost model by name (from `conf_dir`, else the project's conf/cost/ or the shipped one), or from a YAML path."""
     import yaml  # only here: PyYAML comes with Hydra, but importing orchestrator must stay cheap
 
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
-        path = Path(conf_dir) / f"{name_or_path}.yaml"
+        dirs = [Path(conf_dir)] if conf_dir is not None else None
+        path = cost_model_path(str(name_or_path), dirs) or (dirs or cost_model_dirs())[0] / f"{name_or_path}.yaml"
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as err:
@@ -122,6 +135,20 @@ def load_cost_model(name_or_path: str | Path = "default", conf_dir: str | Path =
     if not isinstance(data, Mapping):
         raise ConfigError("cost", f"{path} must hold a mapping")
     return CostModel.from_dict(data, name=path.stem)
+
+
+def cost_model_from_settings(settings: Mapping[str, Any]) -> CostModel:
+    """The cost model a `cost` config section (CostConf) describes: the named `model` (or a .yaml path), with each
+    factor set in the section replacing the model's and `usd_per_gpu_hour` merged over the model's table."""
+    settings = dict(settings)
+    base = load_cost_model(str(settings.pop("model", None) or "default"))
+    values = {f.name: getattr(base, f.name) for f in fields(base)}
+    values["usd_per_gpu_hour"] = {**base.usd_per_gpu_hour, **(settings.pop("usd_per_gpu_hour", None) or {})}
+    unknown = sorted(set(settings) - set(values))
+    if unknown:
+        raise ConfigError(f"cost.{unknown[0]}", f"unknown key; expected some of model, {', '.join(sorted(values))}")
+    values.update({key: value for key, value in settings.items() if value is not None})
+    return CostModel.from_dict(values)
 
 
 def compute_cost(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from orchestrator.energy.cost import COST_CONF_DIR, CostModel, cost_metrics, load_cost_model
+from orchestrator.energy.cost import CostModel, cost_metrics, cost_model_dirs, cost_model_path, load_cost_model
 from orchestrator.errors import ConfigError, TrackingError
 from orchestrator.records import FINISHED
 
@@ -51,13 +51,13 @@ def sweep_totals(runs_metrics: Iterable[Mapping[str, float]]) -> dict[str, float
 
 
 # -- choosing the cost model ----------------------------------------------------------------------------------------
-def resolve_cost_model(name_or_path: str, settings: Sequence[str] = (), conf_dir: Path = COST_CONF_DIR) -> CostModel:
+def resolve_cost_model(name_or_path: str, settings: Sequence[str] = ()) -> CostModel:
     """`load_cost_model`, with a list of the known names when there is no such model, then `--set key=value`s."""
     is_path = Path(name_or_path).suffix in (".yaml", ".yml")
-    if not is_path and not (Path(conf_dir) / f"{name_or_path}.yaml").is_file():
-        known = ", ".join(sorted(p.stem for p in Path(conf_dir).glob("*.yaml")))
+    if not is_path and cost_model_path(name_or_path) is None:
+        known = ", ".join(sorted({p.stem for d in cost_model_dirs() for p in d.glob("*.yaml")}))
         raise ConfigError("--cost", f"no cost model named {name_or_path!r}; one of {known}, or a path to a .yaml file")
-    return override_model(load_cost_model(name_or_path, conf_dir), settings)
+    return override_model(load_cost_model(name_or_path), settings)
 
 
 def override_model(model: CostModel, settings: Sequence[str]) -> CostModel:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -38,14 +38,36 @@ class ClusterInfo:
         return sum(n.cpus for n in self.nodes)
 
 
+LOOPBACK = "127.0.0.1"
+
+
 def _local_init_args(cluster: Mapping[str, Any]) -> dict[str, Any]:
     num_gpus = cluster.get("num_gpus")
     num_cpus = cluster.get("num_cpus")
     if num_cpus is None and num_gpus:
         # Logical GPUs on a small machine: give each declared GPU at least one logical CPU so runs can be packed.
         num_cpus = max(os.cpu_count() or 1, int(num_gpus))
+    # Every server of the embedded Ray (GCS, raylet, workers, agents, metrics) binds to loopback only when the node's IP
+    # is loopback (otherwise to all interfaces or the network address); nothing outside this machine needs them.
     return {"num_gpus": num_gpus, "num_cpus": num_cpus, "include_dashboard": bool(cluster.get("include_dashboard")),
-            "dashboard_host": "127.0.0.1"}
+            "dashboard_host": LOOPBACK, "_node_ip_address": LOOPBACK}
+
+
+@contextmanager
+def _loopback_node_ip() -> Iterator[None]:
+    """Let ray.init keep the loopback node IP it is given. It replaces 127.0.0.1 with the machine's network address
+    unless Ray clusters are off for the platform, as they are on macOS and Windows; that switch
+    (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER) is read once when Ray is imported, so an environment variable cannot turn it off
+    here and the module attribute is set instead, for the start only: a later ray.init that joins a cluster is as
+    before."""
+    from ray._private import ray_constants
+
+    enabled = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = enabled
 
 
 @contextmanager
@@ -72,7 +94,7 @@ def connect(cluster: Mapping[str, Any]) -> ClusterInfo:
     if not ray.is_initialized():
         address = cluster.get("address") or os.environ.get("RAY_ADDRESS") or None
         kwargs = {"address": "local", **_local_init_args(cluster)} if address is None else {"address": address}
-        with _keeping_sigterm_handler():
+        with _keeping_sigterm_handler(), (_loopback_node_ip() if address is None else nullcontext()):
             ray.init(log_to_driver=True, logging_level="WARNING", configure_logging=True, **kwargs)
     return describe(ray.nodes())
 

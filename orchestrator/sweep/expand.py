@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import importlib
 import json
+import os
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -44,17 +45,34 @@ class SweepPlan:
 
 
 def load_target(field: str, target: Any) -> Callable[..., Any]:
-    """Import `pkg.module.fn` named by a `_target_`, or raise a ConfigError naming the field."""
+    """Import `pkg.module.fn` named by a `_target_`, or raise a ConfigError naming the field, where it looked and what
+    to do."""
     if not isinstance(target, str) or "." not in target:
-        raise ConfigError(field, f"expected a dotted path such as jobs.lm.train, got {target!r}")
+        raise ConfigError(field, f"expected a dotted path such as my_train.train or orchestrator.jobs.lm.train, "
+                                 f"got {target!r}")
     module_name, _, attr = target.rpartition(".")
     try:
         fn = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
+    except ModuleNotFoundError as exc:
+        raise ConfigError(field, _not_found(target, module_name, exc)) from exc
+    except ImportError as exc:
         raise ConfigError(field, f"cannot import {target!r}: {exc}") from exc
+    except AttributeError as exc:
+        raise ConfigError(field, f"cannot import {target!r}: module {module_name!r} has no {attr!r}") from exc
     if not callable(fn):
         raise ConfigError(field, f"{target!r} is not callable")
     return fn
+
+
+def _not_found(target: str, module_name: str, exc: ModuleNotFoundError) -> str:
+    missing = exc.name or module_name
+    if not module_name.startswith(missing):
+        return f"cannot import {target!r}: it needs {missing!r}, which is not installed ({exc})"
+    if "." in missing:
+        return f"cannot import {target!r}: there is no module {missing!r}"
+    return (f"cannot import {target!r}: no module {missing!r} in the directory you run from "
+            f"({os.getcwd()}) or among the installed packages. Run from your project's directory (the one holding "
+            f"{module_name.split('.')[0]}.py or its package), or install it (pip install -e .)")
 
 
 def sweep_name(cfg: DictConfig) -> str:
