@@ -427,7 +427,7 @@ def _train(
             ctx.log(step=done, train_loss=loss.item(), lr=lr)
         if done % cfg.eval_interval == 0 or done == steps:
             val_loss = evaluate(model, val_batches, autocast)
-            ctx.log(step=done, val_loss=val_loss)
+            ctx.log(step=done, progress=done / steps, val_loss=val_loss)  # early stopping may end the run here
 
     tokens = steps * tokens_per_step
     n_params = model.count_params()

@@ -16,18 +16,20 @@ from omegaconf import DictConfig, OmegaConf
 from orchestrator.energy.recost import sweep_totals
 from orchestrator.errors import ConfigError, TrackingError
 from orchestrator.execution import pool
-from orchestrator.execution.cluster import ClusterInfo, check_feasible, connect
+from orchestrator.execution.cluster import ClusterInfo, capacity, check_feasible, connect
 from orchestrator.execution.executor import RunSettings
 from orchestrator.execution.scheduler import RunEvents, Scheduler, SchedulerOptions
-from orchestrator.records import FAILED, FINISHED, KILLED, RunResult, RunSpec
+from orchestrator.records import FAILED, FINISHED, KILLED, PRUNED, RunResult, RunSpec
 from orchestrator.sweep.expand import SweepPlan, plan_sweep
-from orchestrator.sweep.resources import settle_gpus
+from orchestrator.sweep.feed import DONE, Feed, observation_of
+from orchestrator.sweep.planner import BudgetState, Observation, Planner
+from orchestrator.sweep.resources import parse_resources, settle_gpus
 from orchestrator.masking import mask_secrets
 from orchestrator.tracking import absolute_uri
 from orchestrator.tracking.buffer import JOURNALED, fail_fast_http
 from orchestrator.tracking.journal import replay_journals
 from orchestrator.tracking.orphans import driver_tags, settle_dead_drivers
-from orchestrator.tracking.store import MlflowStore
+from orchestrator.tracking.store import MlflowStore, run_status
 from orchestrator.tracking.writer import OUTAGE_GRACE_S
 
 
@@ -48,13 +50,18 @@ class LaunchSummary:
     tracking_errors: tuple[str, ...] = ()
     wall_s: float = 0.0
     analysis_warnings: tuple[str, ...] = ()
+    # A closed-loop sweep's budget after the launch (None for static designs).
+    budget: BudgetState | None = None
+    # Proposals the engine did not run, and why (a closed-loop sweep's; e.g. a run that already ended).
+    refused: tuple[str, ...] = ()
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results.values() if r.status == status)
 
     @property
     def failed(self) -> list[RunResult]:
-        return [r for r in self.results.values() if r.status != FINISHED]
+        """Runs that did not end well (a run stopped early by design, PRUNED, is not one)."""
+        return [r for r in self.results.values() if r.status not in DONE]
 
     @property
     def ok(self) -> bool:
@@ -130,21 +137,34 @@ def bind(plan: SweepPlan, info: ClusterInfo) -> SweepPlan:
 
 
 def todo(plan: SweepPlan, statuses: dict[str, str], rerun_failed: bool) -> list[RunSpec]:
-    """Runs still to do: never a FINISHED run_key; a FAILED one only with rerun_failed; interrupted ones always."""
+    """Runs still to do: never a FINISHED or PRUNED run_key; a FAILED one only with rerun_failed; interrupted ones
+    always."""
     def wanted(spec: RunSpec) -> bool:
         status = statuses.get(spec.run_key)
-        return status != FINISHED and (status != FAILED or rerun_failed)
+        return status not in DONE and (status != FAILED or rerun_failed)
 
     return [spec for spec in plan.runs if wanted(spec)]
 
 
 def _parent_params(cfg: DictConfig, plan: SweepPlan, settings: RunSettings) -> dict[str, Any]:
     """The launch's settings, so every figure on its runs can be reproduced (cost factors included)."""
-    params = {"sweep.kind": plan.kind, "sweep.runs": len(plan.runs), "sweep.varied": ",".join(plan.varied),
+    params = {"sweep.kind": plan.kind, "sweep.varied": ",".join(plan.varied),
+              **({"sweep.runs": len(plan.runs)} if not plan.closed_loop else _search_params(plan)),
               "job._target_": cfg.job.get("_target_"), "cluster.address": cfg.cluster.get("address"),
               "energy.enabled": settings.energy, "energy.sample_interval_s": settings.sample_interval_s,
               "energy.curve_interval_s": settings.curve_interval_s}
     return {**params, **(settings.cost.as_params() if settings.cost is not None else {})}
+
+
+def _search_params(plan: SweepPlan) -> dict[str, Any]:
+    spec = plan.adaptive
+    assert spec is not None
+    params: dict[str, Any] = {"sweep.goal": spec.goal, "sweep.initial": spec.initial, "sweep.seed": spec.seed,
+                              **{f"sweep.budget.{unit}": f"{limit:g}" for unit, limit in spec.budget.items()},
+                              **{f"sweep.objectives.{m}": sense for m, sense in spec.objectives.items()}}
+    if plan.early_stop is not None:
+        params.update({f"sweep.early_stop.{k}": v for k, v in vars(plan.early_stop).items()})
+    return params
 
 
 def _parent_texts(cfg: DictConfig, plan: SweepPlan) -> dict[str, str]:
@@ -200,14 +220,22 @@ def execute(plan: SweepPlan, cluster: Any, tracking_uri: str, options: Scheduler
     uri = absolute_uri(tracking_uri)
     info = connect(cluster)
     plan = bind(plan, info)
+    if plan.closed_loop:
+        check_closed_loop(plan, info, options)
     store, statuses = tracked_state(uri, plan.name, skip_done)
     specs = todo(plan, statuses, rerun_failed)
-    skipped = len(plan.runs) - len(specs)
+    history = ended_history(store) if plan.closed_loop and skip_done else []
+    skipped = len(history) if plan.closed_loop else len(plan.runs) - len(specs)
     skipped_failed = sum(1 for s in plan.runs if statuses.get(s.run_key) == FAILED) - sum(
         1 for s in specs if statuses.get(s.run_key) == FAILED)
+    planner = plan.planner(specs, slots=executor_slots(plan, info, options))
+    for _, observation in history:
+        planner.tell(observation)
+    if plan.closed_loop and planner.done:  # its budget was spent by earlier launches
+        return LaunchSummary(plan.name, uri, store.experiment_id(), None, skipped, skipped, budget=planner.budget())
     if on_plan is not None:
         on_plan(plan, skipped, skipped_failed)
-    if not specs:
+    if not specs and not plan.closed_loop:
         return LaunchSummary(plan.name, uri, store.experiment_id(), None, len(plan.runs), skipped, skipped_failed)
     planned = len(plan.runs)
     writer = pool.WARM.writer(uri)
@@ -218,26 +246,125 @@ def execute(plan: SweepPlan, cluster: Any, tracking_uri: str, options: Scheduler
     if resume is not None:
         collector.results.update(resume.results)
         planned, skipped, started = planned + resume.planned, skipped + resume.skipped, started - resume.wall_s
+    options, pruner = with_early_stopping(plan, options, history)
+    feed = Feed(planner, statuses, expand=plan.expand, admit=lambda spec: admit(spec, info),
+                limit=plan.adaptive.in_flight if plan.adaptive else None, rerun_failed=rerun_failed,
+                ended=len(history), on_progress=_reporter(writer, events))
     status = KILLED
     try:
-        listeners = [collector, *([events] if events else [])]
-        Scheduler(info, Fanout(*listeners), options, writer, parent_ref).run(specs, should_stop)
+        listeners = [collector, feed, *([_PrunerTeller(pruner)] if pruner else []), *([events] if events else [])]
+        Scheduler(info, Fanout(*listeners), options, writer, parent_ref).run(feed, should_stop)
+        if feed.error is not None:
+            raise feed.error
         results = collector.results.values()
-        status = KILLED if should_stop() else FINISHED if all(r.status == FINISHED for r in results) else FAILED
+        status = KILLED if should_stop() else FINISHED if all(r.status in DONE for r in results) else FAILED
     finally:
-        counts = {s: sum(1 for r in collector.results.values() if r.status == s) for s in (FINISHED, FAILED, KILLED)}
+        if plan.closed_loop:
+            planned = skipped + len(collector.results)
+        counts = {s: sum(1 for r in collector.results.values() if r.status == s)
+                  for s in (FINISHED, FAILED, KILLED, PRUNED)}
         metrics = {"runs_planned": planned, "runs_skipped": skipped, "runs_finished": counts[FINISHED],
-                   "runs_failed": counts[FAILED], "runs_killed": counts[KILLED], "wall_s": time.monotonic() - started,
-                   **sweep_totals(r.metrics for r in collector.results.values() if r.status == FINISHED)}
+                   "runs_failed": counts[FAILED], "runs_killed": counts[KILLED], "runs_pruned": counts[PRUNED],
+                   "wall_s": time.monotonic() - started,
+                   **sweep_totals(r.metrics for r in collector.results.values() if r.status in DONE)}
         errors = close_writer(writer, status, metrics)
+        if pruner is not None:
+            ray.kill(pruner)
     parent_id = ray.get(parent_ref)
     analysis_warnings: list[str] = []
     if plan.analysis and status != KILLED and not any(JOURNALED in e for e in errors):
         analysis_warnings = analyze(uri, plan.name, plan.analysis, parent_id)
-    names = {**(resume.names if resume else {}), **{s.run_key: s.name for s in specs}}
+    names = {**(resume.names if resume else {}), **{s.run_key: s.name for s in specs}, **feed.names}
     return LaunchSummary(plan.name, uri, _experiment_id(store), parent_id, planned, skipped, skipped_failed,
                          collector.results, names, tuple(errors),
-                         time.monotonic() - started, tuple(analysis_warnings))
+                         time.monotonic() - started, tuple(analysis_warnings), planner.budget(),
+                         tuple(f"{point}: {why}" for point, why in feed.refused if "already" not in why))
+
+
+# -- closed-loop sweeps ------------------------------------------------------------------------------------------------
+def executor_slots(plan: SweepPlan, info: ClusterInfo, options: SchedulerOptions) -> int:
+    """How many runs of the sweep's base resources the cluster holds at once (capped by execution.max_concurrent):
+    an adaptive sweep's default in_flight."""
+    if plan.expander is None:
+        return 1
+    shape = settle_gpus(parse_resources(plan.expander.base.get("resources") or {}), info.total_gpus)
+    slots = max(capacity(shape, info), 1)
+    return min(slots, options.max_concurrent) if options.max_concurrent else slots
+
+
+def check_closed_loop(plan: SweepPlan, info: ClusterInfo, options: SchedulerOptions) -> None:
+    """What only the cluster and the settings tell: the budget's units are measured, and runs hold GPUs when the
+    budget counts GPU-hours. Raised before the tracking store is opened."""
+    spec = plan.adaptive
+    assert spec is not None and plan.expander is not None
+    shape = settle_gpus(parse_resources(plan.expander.base.get("resources") or {}), info.total_gpus)
+    check_feasible(shape, info)
+    if "gpu_hours" in spec.budget and not shape.gpus and "resources.gpus" not in spec.params:
+        raise ConfigError("sweep.budget.gpu_hours", "the runs hold no GPU here (the cluster has none, or "
+                          "resources.gpus=0), so they spend no GPU-hours; count runs (budget: {runs: N}) instead")
+    if ("usd" in spec.budget or "gpu_hours" in spec.budget) and options.run.cost is None:
+        raise ConfigError("sweep.budget", "a usd or gpu_hours budget is measured by the cost model, which is off")
+    if "energy_kwh" in spec.budget and not options.run.energy:
+        raise ConfigError("sweep.budget.energy_kwh", "an energy budget needs energy metering (energy.enabled=true)")
+
+
+def admit(spec: RunSpec, info: ClusterInfo) -> RunSpec:
+    """A proposed run's resources settled against the cluster (ConfigError when no node could hold it)."""
+    spec = replace(spec, resources=settle_gpus(spec.resources, info.total_gpus))
+    check_feasible(spec.resources, info)
+    return spec
+
+
+def ended_history(store: MlflowStore) -> list[tuple[str, Observation]]:
+    """Every ended proposal of the sweep's earlier launches, one per run_key (its best status), newest first."""
+    history: dict[str, Observation] = {}
+    best = store.statuses()
+    for run in store.child_runs():
+        key = run.data.tags.get("run_key")
+        if not key or key in history or run_status(run) != best.get(key):
+            continue
+        observation = observation_of(run_status(run), run.data.tags, run.data.metrics)
+        if observation is not None:
+            history[key] = observation
+    return list(history.items())
+
+
+def with_early_stopping(plan: SweepPlan, options: SchedulerOptions,
+                        history: list[tuple[str, Observation]]) -> tuple[SchedulerOptions, Any]:
+    """The sweep's early stopping as a pruner actor the executors ask at checkpoints, told the earlier runs."""
+    if plan.early_stop is None:
+        return options, None
+    from orchestrator.execution.pruner import start_pruner, tell_history
+
+    pruner = start_pruner(plan.early_stop)
+    for key, observation in history:
+        tell_history(pruner, key, observation.status, observation.metrics, observation.checkpoints)
+    return replace(options, run=replace(options.run, early_stop=plan.early_stop, pruner=pruner)), pruner
+
+
+class _PrunerTeller:
+    def __init__(self, pruner: Any) -> None:
+        self.pruner = pruner
+
+    def on_end(self, result: RunResult) -> None:
+        from orchestrator.execution.pruner import tell_ended
+
+        if result.status != KILLED:
+            tell_ended(self.pruner, result)
+
+
+def _reporter(writer: Any, events: RunEvents | None) -> Callable[[Planner, int], None]:
+    """After each ended run of a closed-loop sweep: how the search stands, on the parent run at step = runs ended,
+    and the budget on the progress display."""
+    def report(planner: Planner, ended: int) -> None:
+        state = planner.budget()
+        if state is None:
+            return
+        writer.launch_metrics.remote(dict(planner.metrics()), ended)
+        if events is not None and hasattr(events, "on_budget"):
+            events.on_budget(state, ended)
+
+    return report
 
 
 # Seconds the driver waits, at the end of a launch, for executors' last tracking messages to reach the writer.

@@ -12,6 +12,9 @@ from typing import Any, Mapping
 FINISHED = "FINISHED"
 FAILED = "FAILED"
 KILLED = "KILLED"
+# A run stopped early because it could no longer reach the front (its curve so far is kept). MLflow has no such
+# status: the run is stored KILLED with the tags status=PRUNED and cause=pruned, and is never rerun.
+PRUNED = "PRUNED"
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,19 @@ class RunSpec:
     # Opaque data an entry point hands its job through `ctx.payload` (the Hydra launcher's task function and
     # config); not part of the run_key, never logged. None for sweep jobs.
     payload: Any = field(default=None, compare=False)
+    # Extra tags for the run in MLflow, e.g. why a planner proposed it (proposal.goal, proposal.score, ...).
+    tags: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Values a job logged part-way through, at `progress` (0..1] of its run (`ctx.log(..., progress=p)`)."""
+
+    progress: float
+    metrics: Mapping[str, float]
+    # The job declared this a valid measurement of a shorter run (`checkpoint=True`: constant LR with a cooldown,
+    # say), so fits and fronts may use it as one.
+    valid: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,7 +91,7 @@ class RunResult:
     """What an executor reports back when a run ends, successfully or not."""
 
     run_key: str
-    # FINISHED or FAILED (KILLED is decided by the driver, never by the job).
+    # FINISHED, FAILED or PRUNED (KILLED is decided by the driver, never by the job).
     status: str
     # Final metrics returned by the job (plus what the executor measured, e.g. wall_s).
     metrics: Mapping[str, float]
@@ -91,3 +107,5 @@ class RunResult:
     attempt: int = 1
     # The job's `JobOutput.value`, when it returned one.
     value: Any = None
+    # The checkpoints the job logged with a progress (what early stopping and planners learn from a pruned run).
+    checkpoints: tuple[Checkpoint, ...] = ()

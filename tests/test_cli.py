@@ -46,7 +46,7 @@ def test_bad_input_exits_2_naming_the_field_before_anything_is_written(tmp_path)
     cwd = user_dir(tmp_path)
     result = orchestrator(cwd, "run", "+sweep=mine", "+sweep.kind=spiral")
     assert result.returncode == 2
-    assert "sweep.kind: unknown kind 'spiral'; allowed: grid, zip, random, isoflop" in result.stderr
+    assert "sweep.kind: unknown kind 'spiral'; allowed: grid, zip, random, isoflop, adaptive" in result.stderr
     assert not (cwd / "mlflow.db").exists()
 
 

@@ -101,7 +101,7 @@ def test_runs_are_named_after_their_varying_parameters(compose):
 @pytest.mark.parametrize(
     "overrides, field",
     [
-        (["sweep.kind=spiral"], "sweep.kind: unknown kind 'spiral'; allowed: grid, zip, random, isoflop"),
+        (["sweep.kind=spiral"], "sweep.kind: unknown kind 'spiral'; allowed: grid, zip, random, isoflop, adaptive"),
         (["~sweep.params.job.n_params", "+sweep.params.job.n_params=[]"], "sweep.params.job.n_params: empty list"),
         (["~sweep.params.job.n_params", "+sweep.params.job.n_params={range:[10,1],num:3}"], "sweep.params.job.n_params.range: min 10 is greater than max 1"),
         (["sweep.params.job.n_params={log:[0,100],num:3}"], "sweep.params.job.n_params.log: log-spaced bounds must be positive"),
@@ -109,7 +109,7 @@ def test_runs_are_named_after_their_varying_parameters(compose):
         (["sweep.params.job.n_params={log:[1,10],num:0}"], "sweep.params.job.n_params.num: expected a whole number >= 1"),
         (["job._target_=jobs.nope.train"], "job._target_: cannot import 'jobs.nope.train'"),
         (["+sweep.params.cluster.num_gpus=[1,2]"], "may vary paths under job., resources."),
-        (["+sweep.parms.job.lr=[1]"], "sweep.parms: unknown key for a grid sweep; allowed: analysis, kind, name"),
+        (["+sweep.parms.job.lr=[1]"], "sweep.parms: unknown key for a grid sweep; allowed: analysis, early_stop, kind, name"),
         (["+sweep.analysis.fits=[{form:cubic}]"], "analysis.fits[0].form"),
         (["resources.gpus=1.5"], "resources.gpus: more than one GPU must be a whole number"),
         (["resources.gpus=lots"], "resources.gpus: expected a number, got 'lots'"),

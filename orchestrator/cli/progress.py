@@ -6,13 +6,22 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
+from rich.text import Text
 from rich.table import Table
 
-from orchestrator.records import FINISHED, RunResult, RunSpec
+from orchestrator.records import FINISHED, PRUNED, RunResult, RunSpec
 
 MAX_TABLE_ROWS = 25
 SHOWN_METRICS = ("val_loss", "loss", "train_loss", "wall_s")
+
+
+class BudgetColumn(ProgressColumn):
+    """Budget spent / budget (e.g. 12.5/60 runs, 0.031/0.05 gpu_hours), for sweeps whose run count is not known."""
+
+    def render(self, task: Any) -> Text:
+        return Text(f"{task.completed:.4g}/{task.total:.4g}")
 
 
 class ProgressDisplay:
@@ -31,8 +40,14 @@ class ProgressDisplay:
         self.totals = {"energy_j": 0.0, "gpu_hours": 0.0, "cost_usd": 0.0, "co2_g": 0.0}
         # Which totals some run actually reported: the others show n/a, never 0.
         self.measured: set[str] = set()
+        self.pruned = 0
+        # The budget unit the bar counts (a closed-loop sweep); None: the bar counts runs.
+        self.unit: str | None = None
 
     def on_plan(self, plan: Any, skipped: int, skipped_failed: int) -> None:
+        if plan.closed_loop:
+            self._on_search(plan, skipped)
+            return
         todo = len(plan.runs) - skipped
         self.console.print(f"[bold]{plan.name}[/]: {len(plan.runs)} runs planned ({plan.kind}), "
                            f"{skipped - skipped_failed} already finished, {todo} to run")
@@ -45,9 +60,30 @@ class ProgressDisplay:
             self.task = self.progress.add_task(plan.name, total=todo, counts=self._counts())
             self.progress.start()
 
+    def _on_search(self, plan: Any, told: int) -> None:
+        """A closed-loop sweep: no count is known up front, so the bar counts its budget (the first unit given)."""
+        spec = plan.adaptive
+        unit, limit = next(iter(spec.budget.items()))
+        limits = ", ".join(f"{v:g} {u}" for u, v in spec.budget.items())
+        self.console.print(f"[bold]{plan.name}[/]: adaptive sweep (goal {spec.goal}), budget {limits}, up to "
+                           f"{spec.in_flight if plan.section.get('in_flight') else 'one per executor'} runs in flight"
+                           + (f"; {told} runs ended in earlier launches count against it" if told else ""))
+        self.unit = unit
+        self.task = self.progress.add_task(f"{plan.name} ({unit})", total=limit, counts=self._counts())
+        self.progress.columns = tuple(BudgetColumn() if isinstance(c, MofNCompleteColumn) else c
+                                      for c in self.progress.columns)
+        self.progress.start()
+
+    def on_budget(self, state: Any, ended: int) -> None:
+        """Budget spent by ended runs (and the runs in flight's predicted share) after a run ended."""
+        if self.task is not None:
+            self.progress.update(self.task, completed=min(state.spent, state.limit), total=state.limit,
+                                 counts=self._counts())
+
     def _counts(self) -> str:
         shown = {key: (f"{value:.3g}" if key in self.measured else "n/a") for key, value in self.totals.items()}
-        return (f"[green]{self.finished} done[/] [cyan]{self.running} running[/] [red]{self.failed} failed[/] "
+        pruned = f" [yellow]{self.pruned} pruned[/]" if self.pruned else ""
+        return (f"[green]{self.finished} done[/]{pruned} [cyan]{self.running} running[/] [red]{self.failed} failed[/] "
                 f"| energy {shown['energy_j']} J, {shown['gpu_hours']} GPU-h, ${shown['cost_usd']}, "
                 f"{shown['co2_g']} gCO2")
 
@@ -75,11 +111,12 @@ class ProgressDisplay:
             if value is not None and value == value:
                 self.totals[key] += value
                 self.measured.add(key)
-        if result.status == FINISHED:
+        if result.status in (FINISHED, PRUNED):
             self.finished += 1
+            self.pruned += result.status == PRUNED
         else:
             self.failed += 1
-        self._update(advance=1)
+        self._update(advance=0 if self.unit else 1)
 
     def stop(self) -> None:
         self.progress.stop()
@@ -105,7 +142,7 @@ def _totals_line(summary: Any) -> str:
     """Energy, GPU time, cost and carbon of this launch's finished runs; unmeasured energy is said, never shown as 0."""
     from orchestrator.energy.recost import sweep_totals
 
-    totals = sweep_totals(r.metrics for r in summary.results.values() if r.status == FINISHED)
+    totals = sweep_totals(r.metrics for r in summary.results.values() if r.status in (FINISHED, PRUNED))
     energy = totals.get("total_energy_j")
     parts = [f"energy {energy / 3.6e6:.4g} kWh" if energy is not None else "energy unavailable",
              f"{totals.get('total_gpu_hours', 0.0):.4g} GPU-hours"]
@@ -117,28 +154,36 @@ def _totals_line(summary: Any) -> str:
         reasons = {r.tags.get("energy_unavailable_reason", "") for r in summary.results.values()} - {""}
         parts.append(f"({int(totals['runs_energy_unavailable'])} runs without energy: "
                      f"{'; '.join(sorted(reasons))[:160] or 'see the energy_unavailable_reason tag'})")
-    return "Cost of finished runs: " + ", ".join(parts)
+    what = "finished and pruned runs" if summary.count(PRUNED) else "finished runs"
+    return f"Cost of {what}: " + ", ".join(parts)
 
 
 def report(console: Console, summary: Any) -> None:
     """Table of the launch's runs (failed first), counts, and how to look at them in MLflow."""
     order = {key: i for i, key in enumerate(summary.names)}
-    results = sorted(summary.results.values(), key=lambda r: (r.status == FINISHED, order.get(r.run_key, 0)))
+    results = sorted(summary.results.values(), key=lambda r: (r.status in (FINISHED, PRUNED), order.get(r.run_key, 0)))
     if results:
         table = Table(title=f"{summary.sweep}: this launch")
         for column in ("run", "status", "metrics", "error"):
             table.add_column(column, overflow="fold")
         for result in results[:MAX_TABLE_ROWS]:
-            style = "green" if result.status == FINISHED else "red"
+            style = {FINISHED: "green", PRUNED: "yellow"}.get(result.status, "red")
             table.add_row(summary.names.get(result.run_key, result.run_key), f"[{style}]{result.status}[/]",
                           _metric_cell(result), result.error or "")
         console.print(table)
         if len(results) > MAX_TABLE_ROWS:
             console.print(f"... and {len(results) - MAX_TABLE_ROWS} more runs")
-    console.print(f"{summary.count('FINISHED')} finished, {summary.count('FAILED')} failed, "
+    pruned = f"{summary.count(PRUNED)} pruned (stopped early), " if summary.count(PRUNED) else ""
+    console.print(f"{summary.count('FINISHED')} finished, {pruned}{summary.count('FAILED')} failed, "
                   f"{summary.count('KILLED')} killed, {summary.skipped} skipped (done in an earlier launch) "
                   f"in {summary.wall_s:.1f} s")
     console.print(_totals_line(summary))
+    if summary.budget is not None:
+        b = summary.budget
+        console.print(f"Budget: {b.spent:.4g} of {b.limit:.4g} {b.unit} spent"
+                      + (f" (this launch found it spent; raise sweep.budget.{b.unit} to go on)" if not results else ""))
+    for refused in summary.refused[:5]:
+        console.print(f"not run: {refused}", style="yellow")
     for warning in summary.analysis_warnings:
         console.print(f"analysis: {warning}", style="yellow")
     for error in summary.tracking_errors[:5]:

@@ -45,6 +45,8 @@ def print_plan(cfg: DictConfig) -> int:
     from orchestrator.sweep.expand import plan_sweep
 
     plan = plan_sweep(cfg)
+    if plan.closed_loop:
+        return print_search(plan)
     table = Table(title=f"{plan.name}: {len(plan.runs)} runs ({plan.kind}) - dry run, nothing started or written")
     for column in ("run", "run_key", "gpus", "cpus"):
         table.add_column(column)
@@ -55,6 +57,45 @@ def print_plan(cfg: DictConfig) -> int:
     console.print(table)
     for dropped in plan.dropped:
         console.print(f"dropped {dropped.point}: {dropped.reason}", style="yellow")
+    return 0
+
+
+def print_search(plan: Any) -> int:
+    """A closed-loop sweep's dry run: what it searches, under which budget, and its first proposals (the initial
+    design, which depends only on the seed and the space)."""
+    import dataclasses
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from orchestrator.sweep.adaptive.planner import AdaptivePlanner
+
+    spec, console = plan.adaptive, Console()
+    target = (", ".join(f"{m} {s}" for m, s in spec.objectives.items()) if spec.goal == "frontier" else
+              f"{spec.law.form} law of {spec.law.loss} in {spec.law.n_path}, {spec.law.d_path}")
+    console.print(f"[bold]{plan.name}[/]: adaptive sweep, goal {spec.goal} ({target}) - dry run, nothing started "
+                  "or written")
+    console.print("  budget: " + ", ".join(f"{v:g} {u}" for u, v in spec.budget.items()) + " (the first reached "
+                  f"stops it); in flight: {plan.section.get('in_flight') or 'one per executor slot'}; "
+                  f"initial design: {spec.initial} runs; seed {spec.seed}")
+    if plan.early_stop is not None:
+        es = plan.early_stop
+        console.print(f"  early stopping on {es.metric} ({es.mode}) from {es.min_fraction:g} of each run")
+    space = Table(title="search space")
+    for column in ("parameter", "values"):
+        space.add_column(column)
+    for path, values in spec.params.items():
+        space.add_row(path, str(values))
+    console.print(space)
+    first = AdaptivePlanner(dataclasses.replace(spec, in_flight=spec.initial)).ask(spec.initial)
+    table = Table(title=f"first {len(first)} proposals (later ones depend on their results)")
+    for column in ("run", "run_key", "gpus", "cpus"):
+        table.add_column(column)
+    for proposal in first:
+        run = plan.expand(proposal.point)
+        gpus = "auto" if run.resources.gpus is None else f"{run.resources.gpus:g}"
+        table.add_row(run.name, run.run_key, gpus, f"{run.resources.cpus:g}")
+    console.print(table)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""`orchestrator status <sweep>`: how many of a sweep's run_keys are FINISHED, FAILED, RUNNING, KILLED."""
+"""`orchestrator status <sweep>`: how many of a sweep's run_keys are FINISHED, PRUNED, FAILED, RUNNING, KILLED."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def main(argv: list[str]) -> int:
     runs = store.child_runs()
     by_key = Counter(store.statuses().values())
     print(f"{args.sweep}: {sum(by_key.values())} run keys, {len(runs)} child runs over all launches")
-    for status in ("FINISHED", "FAILED", "RUNNING", "KILLED", "SCHEDULED"):
+    for status in ("FINISHED", "PRUNED", "FAILED", "RUNNING", "KILLED", "SCHEDULED"):
         if by_key.get(status):
             print(f"  {status:<9} {by_key[status]}")
     return 0

@@ -13,8 +13,8 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from orchestrator.execution.context import JobContext, Sink
-from orchestrator.records import FAILED, FINISHED, JobOutput, RunResult, RunSpec
+from orchestrator.execution.context import JobContext, Pruner, RunPruned, Sink
+from orchestrator.records import FAILED, FINISHED, PRUNED, JobOutput, RunResult, RunSpec
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,9 @@ class RunSettings:
     curve_interval_s: float = 5.0
     # Cost model turning GPU time and energy into cost_usd and co2_g (None: no cost metrics).
     cost: Any = None
+    # Early stopping: the sweep's `early_stop` section (EarlyStopSpec) and the actor that decides at checkpoints.
+    early_stop: Any = None
+    pruner: Any = None
 
 
 def _now_ms() -> int:
@@ -89,12 +92,15 @@ class Executor:
     def run(self, spec: RunSpec, settings: RunSettings = RunSettings(), sink: Sink | None = None) -> RunResult:
         """Run one job inside the energy meter; curve points go to `sink` while it runs (else all come back)."""
         gpu_ids = assigned_gpu_ids()
+        t0 = time.perf_counter()
+        pruner, fractions = _pruner(settings, spec)
         ctx = JobContext(gpu_ids=gpu_ids, run_key=spec.run_key, attempt=spec.attempt, sink=sink,
-                         flush_interval_s=settings.flush_interval_s, payload=spec.payload)
+                         flush_interval_s=settings.flush_interval_s, payload=spec.payload, pruner=pruner,
+                         checkpoint_fractions=fractions)
         tags = {"node": self.node, "ray_node": self.ray_node, "pid": str(self.pid), "device": ",".join(f"gpu:{g}" for g in gpu_ids) or "cpu",
                 "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
         meter = _meter(settings, gpu_ids, spec)
-        started_ms, t0 = _now_ms(), time.perf_counter()
+        started_ms = _now_ms()
         status, metrics, error, tb, value = FINISHED, {}, None, None, None
         try:
             returned = self._call(spec, ctx)
@@ -102,11 +108,23 @@ class Executor:
             value = returned.value if isinstance(returned, JobOutput) else None
             if isinstance(returned, JobOutput) and returned.error is not None:
                 raise returned.error  # a failure handed back with a value: reported like any raise, value kept
+            if ctx.pruned:  # it polled ctx.should_stop() and ended itself
+                status, metrics = PRUNED, {**_last_checkpoint(ctx), **metrics}
+                tags["cause"] = "pruned"
+        except RunPruned:
+            status, metrics = PRUNED, _last_checkpoint(ctx)
+            tags["cause"] = "pruned"
         except (Exception, SystemExit) as exc:  # every failure of a job is reported, not raised
-            status, error, tb = FAILED, f"{type(exc).__name__}: {exc}", traceback.format_exc()
-            tags["error_types"] = ",".join(t.__name__ for t in type(exc).__mro__)
-            tags["cause"] = "job_error"
+            if ctx.pruned:  # stopped early, and the job turned the stop into another error: still pruned
+                status, metrics = PRUNED, _last_checkpoint(ctx)
+                tags["cause"] = "pruned"
+            else:
+                status, error, tb = FAILED, f"{type(exc).__name__}: {exc}", traceback.format_exc()
+                tags["error_types"] = ",".join(t.__name__ for t in type(exc).__mro__)
+                tags["cause"] = "job_error"
         wall_s = time.perf_counter() - t0
+        if any(c.valid for c in ctx.checkpoints):
+            tags["checkpoints_valid"] = "true"  # orchestrator.sweep.feed.VALID_TAG: a relaunch reads it back
         reading = meter.stop() if meter is not None else None
         metrics = {**metrics, "wall_s": wall_s}
         tail = list(ctx.curves if sink is None else ctx.drain())
@@ -119,7 +137,7 @@ class Executor:
 
             metrics.update(cost_metrics(settings.cost, metrics, tags))
         return RunResult(spec.run_key, status, metrics, tuple(tail), tags, error, tb, started_ms, _now_ms(), spec.attempt,
-                         value)
+                         value, tuple(ctx.checkpoints))
 
     def _call(self, spec: RunSpec, ctx: JobContext) -> Any:
         from omegaconf import OmegaConf
@@ -131,6 +149,45 @@ class Executor:
             self._targets[target] = load_target("job._target_", target)
         cfg = OmegaConf.create(dict(spec.job))
         return self._targets[target](cfg, ctx)
+
+
+def _last_checkpoint(ctx: JobContext) -> dict[str, float]:
+    """A pruned run's final metrics: the values it logged at its last progress, and that progress."""
+    if not ctx.checkpoints:
+        return {}
+    last = ctx.checkpoints[-1]
+    return {**last.metrics, "progress": last.progress}
+
+
+# Cost axes early stopping measures itself while a job runs (elapsed time, times the GPUs held); any other cost metric
+# must be logged by the job with its progress (e.g. ctx.log(step, progress=p, val_loss=..., flops=...)).
+TIMED_COSTS = ("gpu_hours", "wall_s")
+
+
+def _pruner(settings: RunSettings, spec: RunSpec) -> tuple[Pruner | None, tuple[float, ...]]:
+    """What the job's context asks at each early-stopping checkpoint, and where the checkpoints are."""
+    early_stop = settings.early_stop
+    if early_stop is None or settings.pruner is None:
+        return None, ()
+    from orchestrator.sweep.early_stop import checkpoint_fractions
+
+    gpus = spec.resources.gpus or 0.0
+
+    def stop_now(progress: float, metrics: Mapping[str, float], projected_s: float) -> bool:
+        import ray
+
+        value = metrics.get(early_stop.metric)
+        if value is None:
+            return False
+        if early_stop.cost in metrics:  # the job counts its own cost so far (e.g. flops)
+            so_far = float(metrics[early_stop.cost])
+        elif early_stop.cost in TIMED_COSTS:  # measured: the projected whole run's share, so start-up is not scaled
+            so_far = progress * (projected_s * gpus / 3600.0 if early_stop.cost == "gpu_hours" else projected_s)
+        else:
+            return False
+        return bool(ray.get(settings.pruner.report.remote(spec.run_key, progress, value, so_far)))
+
+    return stop_now, checkpoint_fractions(early_stop.min_fraction)
 
 
 def _meter(settings: RunSettings, gpu_ids: list[str], spec: RunSpec) -> Any:

@@ -6,6 +6,10 @@ ideal 5.0 s here), so runs go to long-lived actors instead. An executor that die
 job's `retries`). With `isolate`, every run gets a fresh executor process. The scheduler re-reads the cluster's nodes
 every few seconds, so a node that dies or joins mid-sweep changes how many executors it keeps.
 
+Runs come from a `RunSource`: a static design hands over every run at once; a closed-loop planner hands over a few,
+then more as runs end. The scheduler takes what the source has after every change, and ends when the source is
+exhausted and nothing is queued or running.
+
 While more runs wait than there are executors, each executor is sent its next run before the current one ends, so it
 never idles for the driver's round trip (~10 ms per run here). At the tail of a queue each executor holds one run, so
 no run waits behind a long one while another executor is free.
@@ -48,6 +52,34 @@ class RunEvents(Protocol):
     def on_retry(self, spec: RunSpec, failed: RunResult) -> None: ...
 
     def on_end(self, result: RunResult) -> None: ...
+
+
+class RunSource(Protocol):
+    """Where runs come from while the launch runs (the planner's feed; see `orchestrator.sweep.feed`)."""
+
+    def take(self) -> list[RunSpec]:
+        """Runs to add to the queues now (none while the source waits for results)."""
+        ...
+
+    @property
+    def exhausted(self) -> bool:
+        """Nothing more will come, whatever ends."""
+        ...
+
+
+class Given:
+    """A source of runs known up front."""
+
+    def __init__(self, specs: Iterable[RunSpec]) -> None:
+        self.specs: list[RunSpec] | None = list(specs)
+
+    def take(self) -> list[RunSpec]:
+        specs, self.specs = self.specs or [], None
+        return specs
+
+    @property
+    def exhausted(self) -> bool:
+        return self.specs is None
 
 
 @dataclass(frozen=True)
@@ -94,9 +126,11 @@ class Scheduler:
         self.refreshed_at = self.beat_at = time.monotonic()
         self.warned: set[Resources] = set()
 
-    def run(self, specs: Iterable[RunSpec], should_stop: Callable[[], bool] = lambda: False) -> None:
-        for spec in specs:
-            self.queues.setdefault(spec.resources, deque()).append(spec)
+    def run(self, source: RunSource | Iterable[RunSpec], should_stop: Callable[[], bool] = lambda: False) -> None:
+        """Run what `source` gives (a `RunSource`, or runs known up front) until it is exhausted and every run ended,
+        or `should_stop` says so."""
+        self.source = source if hasattr(source, "take") else Given(source)
+        self._take()
         pool.WARM.release(keep=set(self.queues))
         try:
             self._loop(should_stop)
@@ -105,15 +139,20 @@ class Scheduler:
 
     # -- the loop -------------------------------------------------------------------------------------------------
     def _loop(self, should_stop: Callable[[], bool]) -> None:
-        while self.in_flight or any(self.queues.values()):
+        while self.in_flight or any(self.queues.values()) or not self.source.exhausted:
             if should_stop():
                 return
+            self._take()
             self._fill_slots()
             self._dispatch()
             for ref in self._wait():
                 self._complete(ref)
             self._stop_overdue()
             self._tick()
+
+    def _take(self) -> None:
+        for spec in self.source.take():
+            self.queues.setdefault(spec.resources, deque()).append(spec)
 
     def _tick(self) -> None:
         """Every few seconds re-read the alive nodes (one died, or one joined); now and then tell the tracker this

@@ -9,7 +9,7 @@ import copy
 import importlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from omegaconf import DictConfig, OmegaConf
@@ -18,22 +18,27 @@ from orchestrator.errors import ConfigError
 from orchestrator.masking import MASK, is_secret
 from orchestrator.records import RunSpec
 from orchestrator.sweep import kinds
+from orchestrator.sweep.adaptive.spec import ADAPTIVE_KEYS, AdaptiveSpec, parse_adaptive
+from orchestrator.sweep.early_stop import EarlyStopSpec, parse_early_stop
 from orchestrator.sweep.keys import run_key
+from orchestrator.sweep.planner import Planner, StaticPlanner
 from orchestrator.sweep.resources import parse_resources
 from orchestrator.sweep.values import coerce, expand_values
 
-# Keys a sweep section may hold, for every kind and per kind.
-COMMON_KEYS = {"name", "kind", "params", "seeds", "repeats", "seed_path", "analysis"}
-KIND_KEYS = {"grid": set(), "zip": set(), "single": set(), "random": {"n", "seed"},
-             "isoflop": {"budgets", "models", "n_params_fn", "n_params_path", "tokens_path", "bounds"}}
+# Keys every sweep section may hold (early stopping applies to any kind); each kind adds its own (`KINDS`).
+COMMON_KEYS = {"name", "kind", "params", "seeds", "repeats", "seed_path", "analysis", "early_stop"}
 # Config roots a sweep may vary, and the annotation prefix that is logged but never applied to the config.
-SETTABLE_ROOTS = ("job.", "resources.")
+RESOURCES_ROOT = "resources."
+SETTABLE_ROOTS = ("job.", RESOURCES_ROOT)
 ANNOTATION_ROOT = "sweep."
 
 
 @dataclass(frozen=True)
 class SweepPlan:
-    """Everything a launch will run, before any cluster or tracking store is touched."""
+    """Everything a launch will run, before any cluster or tracking store is touched.
+
+    A static design lists its `runs` in full; an adaptive one has none up front: its `planner` proposes them as
+    results come in, and its `expander` turns each proposal into a run."""
 
     name: str
     kind: str
@@ -42,6 +47,59 @@ class SweepPlan:
     varied: tuple[str, ...]
     # The sweep's `analysis:` section (validated), run on the sweep's runs at the end of each launch.
     analysis: Mapping[str, Any] | None = None
+    # kind adaptive: the checked section (its in_flight settled against the executor slots by `planner`).
+    adaptive: AdaptiveSpec | None = None
+    expander: Expander | None = None
+    # The sweep's `early_stop:` section, any kind.
+    early_stop: EarlyStopSpec | None = None
+    # The raw sweep section (kind adaptive re-reads in_flight once the executor slots are known).
+    section: Mapping[str, Any] | None = field(default=None, compare=False)
+
+    @property
+    def closed_loop(self) -> bool:
+        return self.adaptive is not None
+
+    def planner(self, runs: list[RunSpec], slots: int) -> Planner:
+        """The planner of this launch: the static design's `runs` still to do, or an adaptive planner whose runs in
+        flight default to the executor `slots`."""
+        if self.adaptive is None:
+            return StaticPlanner(runs)
+        from orchestrator.sweep.adaptive.planner import AdaptivePlanner
+
+        return AdaptivePlanner(parse_adaptive(self.section or {}, slots))
+
+    def expand(self, point: Mapping[str, Any], tags: Mapping[str, str] | None = None) -> RunSpec:
+        """A proposed point as a fully resolved run (kind adaptive)."""
+        assert self.expander is not None, "only closed-loop plans expand proposals"
+        return self.expander.spec(point, tags)
+
+
+class Expander:
+    """Turns points into runs: the root config with the point's values set (typed as the config's fields), resolved,
+    keyed, named by the values that vary across the sweep.
+
+    The run_key hashes the job config; when a sweep varies resources (gpus, cpus, ...), which change what a run
+    costs, the swept resource values join it, so such runs stay apart. Sweeps that do not vary resources keep the
+    keys of plain job configs."""
+
+    def __init__(self, root: DictConfig, varied: list[str]) -> None:
+        self.base = OmegaConf.to_container(root, resolve=False)
+        # Resolving interpolations through OmegaConf costs ~1 ms a run: only pay it when the config has any.
+        self.interpolated = "${" in json.dumps(self.base, default=str)
+        self.varied = list(varied)
+        self.short = _short_names(self.varied)
+        self.resource_paths = sorted(p for p in self.varied if p.startswith(RESOURCES_ROOT))
+
+    def spec(self, point: Mapping[str, Any], tags: Mapping[str, str] | None = None) -> RunSpec:
+        config = _apply_plain(self.base, point)
+        if self.interpolated:
+            config = OmegaConf.to_container(OmegaConf.create(config), resolve=True)
+        job = config["job"]
+        identity = job if not self.resource_paths else {
+            "job": job, "resources": {p: _get(config, p) for p in self.resource_paths}}
+        values = {p: point[p] if p.startswith(ANNOTATION_ROOT) else _get(config, p) for p in self.varied}
+        return RunSpec(run_key(identity), job, parse_resources(config.get("resources") or {}),
+                       _run_name(values, self.short), values, tags=dict(tags or {}))
 
 
 def load_target(field: str, target: Any) -> Callable[..., Any]:
@@ -159,13 +217,30 @@ def _n_params_of(sweep: Mapping[str, Any], root: DictConfig) -> Callable[[kinds.
     return read
 
 
-def _points(sweep: Mapping[str, Any], root: DictConfig) -> kinds.Points:
-    kind = sweep.get("kind", "grid")
-    if kind not in kinds.KINDS:
-        raise ConfigError("sweep.kind", f"unknown kind {kind!r}; allowed: {', '.join(kinds.KINDS)}")
-    if kind == "isoflop":
-        return kinds.isoflop(sweep, root, _n_params_of(sweep, root))
-    return kinds.KINDS[kind](sweep, root)
+def _isoflop(sweep: Mapping[str, Any], root: DictConfig) -> kinds.Points:
+    return kinds.isoflop(sweep, root, _n_params_of(sweep, root))
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A sweep kind: the keys its section may hold beyond the common ones, and its design: every point at once for a
+    static kind (`points`), or none for a closed-loop kind, whose planner proposes points as runs end."""
+
+    keys: frozenset[str]
+    points: Callable[[Mapping[str, Any], DictConfig], kinds.Points] | None
+
+
+KINDS: dict[str, Kind] = {
+    "grid": Kind(frozenset(), kinds.grid),
+    "zip": Kind(frozenset(), kinds.zip_),
+    "random": Kind(frozenset({"n", "seed"}), kinds.random),
+    "isoflop": Kind(frozenset({"budgets", "models", "n_params_fn", "n_params_path", "tokens_path", "bounds"}),
+                    _isoflop),
+    "single": Kind(frozenset(), lambda sweep, root: kinds.Points([{}], [])),
+    "adaptive": Kind(frozenset(ADAPTIVE_KEYS), None),
+}
+# What `kind` accepts in error messages ("single" is what a config without params becomes).
+USER_KINDS = ("grid", "zip", "random", "isoflop", "adaptive")
 
 
 def _short_names(paths: list[str]) -> dict[str, str]:
@@ -203,45 +278,86 @@ def plan_sweep(cfg: DictConfig) -> SweepPlan:
         from orchestrator.analysis.spec import validate_analysis_spec
 
         validate_analysis_spec(sweep["analysis"])
+    early_stop = parse_early_stop(sweep.get("early_stop"))
     root = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
-    produced = kinds.Points([{}], []) if sweep["kind"] == "single" else _points(sweep, root)
+    kind = KINDS[sweep["kind"]]
+    if kind.points is None:
+        return _closed_loop_plan(name, sweep, root, early_stop)
+    produced = kind.points(sweep, root)
     points = _with_seeds(produced.points, sweep, root)
     if not points:
         raise ConfigError("sweep", "the sweep expands to no runs (every isoflop cell was outside its bounds?)")
     for path in {p for point in points for p in point}:
         _check_path(path)
-    runs, dropped = _specs(root, points)
+    runs, dropped = _specs(Expander(root, _varied_paths(points)), points)
     return SweepPlan(name, sweep["kind"], tuple(runs), tuple(produced.dropped) + tuple(dropped),
-                     tuple(_varied_paths(points)), sweep.get("analysis"))
+                     tuple(_varied_paths(points)), sweep.get("analysis"), early_stop=early_stop, section=sweep)
+
+
+def _closed_loop_plan(name: str, sweep: dict[str, Any], root: DictConfig,
+                      early_stop: EarlyStopSpec | None) -> SweepPlan:
+    """An adaptive sweep: checked in full (and one run of it resolved) now, its runs proposed as it goes."""
+    for key in ("seeds", "repeats"):
+        if sweep.get(key) is not None:
+            raise ConfigError(f"sweep.{key}", "an adaptive sweep proposes each point once and may resample noisy "
+                              "ones itself; to vary the seed, sweep it as a parameter (e.g. job.seed: {randint: [0, 9]})")
+    spec = parse_adaptive(sweep)
+    for path in spec.params:
+        _check_path(path)
+        if path.startswith(ANNOTATION_ROOT):
+            raise ConfigError(f"sweep.params.{path}", "an adaptive sweep varies job.* and resources.* paths only")
+    varied = [p for p, value in spec.params.items() if isinstance(value, Mapping) or isinstance(value, list)]
+    expander = Expander(root, varied)
+    _check_budget(spec, expander)
+    from orchestrator.sweep.adaptive.space import Space
+
+    expander.spec(Space(spec.params).point(Space(spec.params).sobol(1, spec.seed)[0]))  # a bad value fails now
+    if spec.goal == "law" and early_stop is not None:
+        raise ConfigError("sweep.early_stop", "early stopping keeps runs that can reach the front; a law design "
+                          "picks every run for its final value, on the front or not, so it does not stop runs")
+    analysis = sweep.get("analysis") or _goal_analysis(spec)
+    return SweepPlan(name, "adaptive", (), (), tuple(varied), analysis, spec, expander, early_stop, sweep)
+
+
+def _goal_analysis(spec: AdaptiveSpec) -> dict[str, Any]:
+    """What an adaptive sweep reports at the end of each launch unless it has an `analysis:` section: the front of
+    its objectives (goal frontier) or the fit of its law (goal law), logged on the launch's parent run."""
+    if spec.goal == "frontier":
+        return {"frontiers": [{"name": "goal", "objectives": dict(spec.objectives)}]}
+    assert spec.law is not None
+    leaf = lambda path: path.rsplit(".", 1)[-1]  # noqa: E731 - the job reports its sizes under their leaf names
+    return {"fits": [{"name": "goal", "form": spec.law.form, "n": leaf(spec.law.n_path), "d": leaf(spec.law.d_path),
+                      "loss": spec.law.loss, "bootstrap": 200}]}
+
+
+def _check_budget(spec: AdaptiveSpec, expander: Expander) -> None:
+    """A GPU-hour budget needs runs that hold GPUs; a dollar or energy budget needs a cost model or a meter, which
+    the engine checks once settings are known."""
+    if "gpu_hours" in spec.budget or "gpu_hours" in spec.objectives:
+        gpus = _get(expander.base, "resources.gpus")
+        if gpus == 0 and "resources.gpus" not in spec.params:
+            field = "sweep.budget.gpu_hours" if "gpu_hours" in spec.budget else "sweep.objectives.gpu_hours"
+            raise ConfigError(field, "the runs hold no GPU (resources.gpus=0), so they spend no GPU-hours; "
+                              "count runs (budget: {runs: N}) or give the runs GPUs")
 
 
 def _check_keys(sweep: Mapping[str, Any]) -> None:
     kind = sweep["kind"]
-    if kind not in KIND_KEYS:
-        raise ConfigError("sweep.kind", f"unknown kind {kind!r}; allowed: {', '.join(kinds.KINDS)}")
-    unknown = set(sweep) - COMMON_KEYS - KIND_KEYS[kind]
+    if kind not in KINDS:
+        raise ConfigError("sweep.kind", f"unknown kind {kind!r}; allowed: {', '.join(USER_KINDS)}")
+    unknown = set(sweep) - COMMON_KEYS - KINDS[kind].keys
     if unknown:
-        allowed = ", ".join(sorted(COMMON_KEYS | KIND_KEYS[kind]))
+        allowed = ", ".join(sorted(COMMON_KEYS | KINDS[kind].keys))
         raise ConfigError(f"sweep.{sorted(unknown)[0]}", f"unknown key for a {kind} sweep; allowed: {allowed}")
 
 
-def _specs(root: DictConfig, points: list[kinds.Point]) -> tuple[list[RunSpec], list[kinds.Dropped]]:
-    varied = _varied_paths(points)
-    short = _short_names(varied)
-    base = OmegaConf.to_container(root, resolve=False)
-    # Resolving interpolations through OmegaConf costs ~1 ms a run: only pay it when the config has any.
-    interpolated = "${" in json.dumps(base, default=str)
+def _specs(expander: Expander, points: list[kinds.Point]) -> tuple[list[RunSpec], list[kinds.Dropped]]:
     runs: dict[str, RunSpec] = {}
     dropped = []
     for point in points:
-        config = _apply_plain(base, point)
-        if interpolated:
-            config = OmegaConf.to_container(OmegaConf.create(config), resolve=True)
-        job = config["job"]
-        key = run_key(job)
-        values = {p: point[p] if p.startswith(ANNOTATION_ROOT) else _get(config, p) for p in varied}
-        if key in runs:
-            dropped.append(kinds.Dropped(point, f"same resolved config as run {runs[key].name!r}"))
+        spec = expander.spec(point)
+        if spec.run_key in runs:
+            dropped.append(kinds.Dropped(point, f"same resolved config as run {runs[spec.run_key].name!r}"))
             continue
-        runs[key] = RunSpec(key, job, parse_resources(config.get("resources") or {}), _run_name(values, short), values)
+        runs[spec.run_key] = spec
     return list(runs.values()), dropped

@@ -140,5 +140,3 @@ def isoflop(sweep: Mapping[str, Any], base: Any, n_params_of: Callable[[Point], 
         (dropped.append(Dropped(point, reason)) if reason else points.append(point))
     return Points(points, dropped)
 
-
-KINDS = {"grid": grid, "zip": zip_, "random": random, "isoflop": isoflop}

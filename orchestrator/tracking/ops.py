@@ -13,7 +13,7 @@ import time
 from typing import Any, Callable, Mapping, Sequence
 
 from orchestrator.masking import is_secret
-from orchestrator.records import CurvePoint, RunResult, RunSpec
+from orchestrator.records import KILLED, PRUNED, CurvePoint, RunResult, RunSpec
 from orchestrator.tracking.flatten import metric_name_for, number, params_of
 from orchestrator.tracking.store import ROLE, MlflowStore, TrackingUnreachable
 
@@ -38,7 +38,8 @@ def create_parent(launch_id: str, name: str, params: Mapping[str, Any], tags: Ma
 
 def create_child(sweep: str, spec: RunSpec, where: Mapping[str, Any]) -> Op:
     """The child run of `spec`; its payload (a Hydra task function) is never part of it."""
-    tags = {ROLE: "child", "run_key": spec.run_key, "sweep": sweep, "attempt": str(spec.attempt), "status": "RUNNING",
+    tags = {**spec.tags, ROLE: "child", "run_key": spec.run_key, "sweep": sweep, "attempt": str(spec.attempt),
+            "status": "RUNNING",
             "node": str(where.get("node", "")), "ray_node": str(where.get("ray_node", "")),
             "device": ",".join(f"gpu:{g}" for g in where.get("gpu_ids", [])) or "cpu"}
     params = {**params_of(spec.job), **params_of(vars(spec.resources), "resources.")}
@@ -61,9 +62,10 @@ def log_points(target: str, points: Sequence[CurvePoint]) -> Op:
 
 
 def log(target: str, params: Mapping[str, str] | None = None, metrics: Mapping[str, float] | None = None,
-        tags: Mapping[str, Any] | None = None, timestamp_ms: int | None = None) -> Op:
+        tags: Mapping[str, Any] | None = None, timestamp_ms: int | None = None, step: int = 0) -> Op:
     return {"op": "log", "target": target, "params": dict(params or {}), "metrics": dict(metrics or {}),
-            "tags": {k: str(v) for k, v in (tags or {}).items()}, "timestamp_ms": timestamp_ms or _now_ms()}
+            "tags": {k: str(v) for k, v in (tags or {}).items()}, "timestamp_ms": timestamp_ms or _now_ms(),
+            "step": step}
 
 
 def terminate(target: str, status: str, end_ms: int | None = None) -> Op:
@@ -75,8 +77,10 @@ def end_child(result: RunResult) -> list[Op]:
     tags.update({k: v for k, v in (("error", result.error), ("traceback", result.traceback)) if v})
     ended_ms = result.ended_at_ms or _now_ms()
     tail = [log_points(result.run_key, result.curve_tail)] if result.curve_tail else []
+    # MLflow has no PRUNED status: a pruned run ends KILLED, its tags saying status=PRUNED and cause=pruned.
+    status = KILLED if result.status == PRUNED else result.status
     return [*tail, log(result.run_key, metrics=result.metrics, tags=tags, timestamp_ms=ended_ms),
-            terminate(result.run_key, result.status, ended_ms)]
+            terminate(result.run_key, status, ended_ms)]
 
 
 def end_parent(status: str, metrics: Mapping[str, float], tags: Mapping[str, str]) -> list[Op]:
@@ -103,7 +107,7 @@ def apply(store: MlflowStore, ids: dict[str, str], op: Op, again: bool = False) 
     if kind == "points":
         store.log_points(run_id, [CurvePoint(k, v, s, t) for k, v, s, t in op["points"]])
     elif kind == "log":
-        store.log(run_id, op["params"], op["metrics"], op["tags"], op["timestamp_ms"])
+        store.log(run_id, op["params"], op["metrics"], op["tags"], op["timestamp_ms"], op.get("step", 0))
     elif kind == "end":
         store.terminate(run_id, op["status"], op["end_ms"])
     elif kind == "reopen":

@@ -14,7 +14,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from orchestrator.errors import TrackingError
 from orchestrator.masking import redact, secret_env_values
-from orchestrator.records import FINISHED, CurvePoint
+from orchestrator.records import FINISHED, KILLED, PRUNED, CurvePoint
 from orchestrator.tracking.flatten import params_of, tag_value
 
 # log_batch accepts at most this many of each per call.
@@ -24,6 +24,22 @@ ROLE = "orchestrator.role"
 
 class TrackingUnreachable(TrackingError):
     """The MLflow tracking server did not answer (down, restarting, overloaded): a write may be tried again later."""
+
+
+def run_status(run: Any) -> str:
+    """A child run's status as the orchestrator sees it: MLflow's, except PRUNED for a run stopped early."""
+    return PRUNED if run.info.status == KILLED and run.data.tags.get("status") == PRUNED else run.info.status
+
+
+def best_statuses(runs: Iterable[Any]) -> dict[str, str]:
+    """Best status per run_key of child runs given newest first (see `MlflowStore.statuses`)."""
+    rank = {FINISHED: 2, PRUNED: 1}
+    best: dict[str, str] = {}
+    for run in runs:
+        key, status = run.data.tags.get("run_key"), run_status(run)
+        if key and (key not in best or rank.get(status, 0) > rank.get(best[key], 0)):
+            best[key] = status
+    return best
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
@@ -124,13 +140,9 @@ class MlflowStore:
                 return runs
 
     def statuses(self) -> dict[str, str]:
-        """Best status per run_key over all launches: FINISHED if any run of it finished, else the newest."""
-        best: dict[str, str] = {}
-        for run in self.child_runs():
-            key = run.data.tags.get("run_key")
-            if key and (key not in best or run.info.status == FINISHED):
-                best[key] = run.info.status
-        return best
+        """Best status per run_key over all launches: FINISHED if any run of it finished, else PRUNED if one was
+        stopped early (stored KILLED, tagged status=PRUNED; never rerun), else the newest."""
+        return best_statuses(self.child_runs())
 
     def find_run(self, tags: Mapping[str, str]) -> str | None:
         """The id of the oldest run of the sweep carrying all these tags, if any."""
@@ -202,14 +214,14 @@ class MlflowStore:
                 self.client.log_artifacts(run_id, tmp, folder)
 
     def log(self, run_id: str, params: Mapping[str, str] | None = None, metrics: Mapping[str, float] | None = None,
-            tags: Mapping[str, Any] | None = None, timestamp_ms: int | None = None) -> None:
-        """Everything in as few log_batch calls as MLflow's limits allow; metrics at `timestamp_ms` (default now), so
-        logging the same values again adds no point to their history."""
+            tags: Mapping[str, Any] | None = None, timestamp_ms: int | None = None, step: int = 0) -> None:
+        """Everything in as few log_batch calls as MLflow's limits allow; metrics at `timestamp_ms` (default now) and
+        `step`, so logging the same values again adds no point to their history."""
         from mlflow.entities import Metric, Param, RunTag
 
         now = timestamp_ms or _now_ms()
         all_params = [Param(k, self._redact(str(v))) for k, v in (params or {}).items()]
-        all_metrics = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()]
+        all_metrics = [Metric(k, float(v), now, step) for k, v in (metrics or {}).items()]
         all_tags = [RunTag(k, self._redact(tag_value(v))) for k, v in (tags or {}).items()]
         while all_params or all_metrics or all_tags:
             p, all_params = all_params[:MAX_PARAMS], all_params[MAX_PARAMS:]

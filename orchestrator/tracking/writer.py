@@ -112,6 +112,12 @@ class WriterCore:
         self._poll()
         self._wait_for(("retry", spec, failed, expected))
 
+    def launch_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        """How a closed-loop search stands (budget spent, hypervolume, interval widths), on the parent run at
+        `step` = runs ended, so the MLflow UI charts it converging."""
+        self._poll()
+        self._live().submit(ops.log(ops.PARENT, metrics=metrics, step=step))
+
     def heartbeat(self) -> None:
         """Tell later launches this launch's driver is alive (tag on the parent run); skipped while offline."""
         if self.buffer is None or self.closing_since is not None:
