@@ -19,7 +19,7 @@ from orchestrator.execution import pool
 from orchestrator.execution.cluster import ClusterInfo, capacity, check_feasible, connect
 from orchestrator.execution.executor import RunSettings
 from orchestrator.execution.scheduler import RunEvents, Scheduler, SchedulerOptions
-from orchestrator.records import FAILED, FINISHED, KILLED, PRUNED, RunResult, RunSpec
+from orchestrator.records import FAILED, FINISHED, KILLED, PRUNED, Resources, RunResult, RunSpec
 from orchestrator.sweep.expand import SweepPlan, plan_sweep
 from orchestrator.sweep.feed import DONE, Feed, observation_of
 from orchestrator.sweep.planner import BudgetState, Observation, Planner
@@ -287,8 +287,7 @@ def executor_slots(plan: SweepPlan, info: ClusterInfo, options: SchedulerOptions
     an adaptive sweep's default in_flight."""
     if plan.expander is None:
         return 1
-    shape = settle_gpus(parse_resources(plan.expander.base.get("resources") or {}), info.total_gpus)
-    slots = max(capacity(shape, info), 1)
+    slots = max(capacity(_base_shape(plan, info), info), 1)
     return min(slots, options.max_concurrent) if options.max_concurrent else slots
 
 
@@ -296,8 +295,8 @@ def check_closed_loop(plan: SweepPlan, info: ClusterInfo, options: SchedulerOpti
     """What only the cluster and the settings tell: the budget's units are measured, and runs hold GPUs when the
     budget counts GPU-hours. Raised before the tracking store is opened."""
     spec = plan.adaptive
-    assert spec is not None and plan.expander is not None
-    shape = settle_gpus(parse_resources(plan.expander.base.get("resources") or {}), info.total_gpus)
+    assert spec is not None
+    shape = _base_shape(plan, info)
     check_feasible(shape, info)
     if "gpu_hours" in spec.budget and not shape.gpus and "resources.gpus" not in spec.params:
         raise ConfigError("sweep.budget.gpu_hours", "the runs hold no GPU here (the cluster has none, or "
@@ -306,6 +305,12 @@ def check_closed_loop(plan: SweepPlan, info: ClusterInfo, options: SchedulerOpti
         raise ConfigError("sweep.budget", "a usd or gpu_hours budget is measured by the cost model, which is off")
     if "energy_kwh" in spec.budget and not options.run.energy:
         raise ConfigError("sweep.budget.energy_kwh", "an energy budget needs energy metering (energy.enabled=true)")
+
+
+def _base_shape(plan: SweepPlan, info: ClusterInfo) -> Resources:
+    """What a run of the sweep holds before any swept resource is applied, settled against the cluster."""
+    assert plan.expander is not None
+    return settle_gpus(parse_resources(plan.expander.base.get("resources") or {}), info.total_gpus)
 
 
 def admit(spec: RunSpec, info: ClusterInfo) -> RunSpec:
