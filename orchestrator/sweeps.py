@@ -4,6 +4,7 @@
     sweep.runs                                            # one row per run_key: its newest FINISHED run
     sweep.fit(form="chinchilla", bootstrap=1000)          # fit_scaling_law(sweep.runs, ...)
     sweep.frontier({"cost_usd": "min", "val_loss": "min"})
+    sweep.power_frontier(cost={"eta": 0.5, "max_power_w": 700})   # per config: energy-time front, best power limit
 
 A `Sweep` is a snapshot taken when `load_sweep` is called; call it again to see newer runs. Reading writes
 nothing: a local store that does not exist is an error, not a new empty store. Column rules: tracking/frames.py.
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from orchestrator.analysis.isoflop import IsoFlopFit
+    from orchestrator.analysis.power import PowerFrontier
     from orchestrator.analysis.scaling import ScalingFit
     from orchestrator.tracking.store import MlflowStore
 
@@ -81,6 +83,13 @@ class Sweep:
         from orchestrator.analysis.pareto import pareto_front
 
         return pareto_front(self.runs, objectives)
+
+    def power_frontier(self, **options: Any) -> PowerFrontier:
+        """`power_frontier(self.runs, **options)`: per configuration, the energy-time front over power limits and
+        the limit of least cost, e.g. cost={"eta": 0.5, "max_power_w": 700} or a ZeusCost / UsdCost."""
+        from orchestrator.analysis.power import power_frontier
+
+        return power_frontier(self.runs, **options)
 
     def __repr__(self) -> str:
         return (f"Sweep({self.name!r}, {len(self._runs)} finished run keys, {len(self._children)} child runs over "

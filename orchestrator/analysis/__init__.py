@@ -1,4 +1,4 @@
-"""Aggregator math on plain DataFrames: scaling-law fits, IsoFLOP analysis, Pareto fronts, plots, reports.
+"""Aggregator math on plain DataFrames: scaling-law fits, IsoFLOP analysis, Pareto fronts, power limits, plots, reports.
 
 Names are imported lazily on first use, so `import orchestrator.analysis` stays cheap (no scipy,
 matplotlib or pandas until a function that needs them is called).
@@ -19,7 +19,16 @@ if TYPE_CHECKING:
     from orchestrator.analysis._hypervolume import hypervolume
     from orchestrator.analysis.isoflop import IsoFlopFit, fit_isoflop
     from orchestrator.analysis.pareto import pareto_front
-    from orchestrator.analysis.plots import plot_isoflop, plot_pareto_front, plot_scaling_fit, png_bytes, save_png
+    from orchestrator.analysis._power_cost import UsdCost, ZeusCost
+    from orchestrator.analysis.plots import (
+        plot_isoflop,
+        plot_pareto_front,
+        plot_power_frontier,
+        plot_scaling_fit,
+        png_bytes,
+        save_png,
+    )
+    from orchestrator.analysis.power import PowerFrontier, power_frontier
     from orchestrator.analysis.report import AnalysisReport, run_analysis
     from orchestrator.analysis.scaling import ScalingFit, fit_scaling_law
     from orchestrator.analysis.spec import AnalysisSpec, validate_analysis_spec
@@ -32,9 +41,14 @@ _EXPORTS = {
     "IsoFlopFit": "isoflop",
     "pareto_front": "pareto",
     "hypervolume": "_hypervolume",
+    "power_frontier": "power",
+    "PowerFrontier": "power",
+    "ZeusCost": "_power_cost",
+    "UsdCost": "_power_cost",
     "plot_scaling_fit": "plots",
     "plot_isoflop": "plots",
     "plot_pareto_front": "plots",
+    "plot_power_frontier": "plots",
     "save_png": "plots",
     "png_bytes": "plots",
     "run_analysis": "report",

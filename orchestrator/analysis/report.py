@@ -6,7 +6,9 @@ column, too few usable rows) is skipped with a warning so the other parts are st
 raises ConfigError before anything is computed.
 
 Names: fit.<name>.{json,png,excluded.csv}, isoflop.{json,png,budgets.csv},
-frontier.<name>.{csv,json,png}; metrics fit.<name>.<param>, isoflop.a, frontier.<name>.size, ...
+frontier.<name>.{csv,json,png}, power.<name>.{csv,groups.csv,json,png}; metrics fit.<name>.<param>, isoflop.a,
+frontier.<name>.size, power.<name>.n_groups, power.<name>.group<i>.{best_limit,energy_saving_pct,time_increase_pct}
+(group <i> as numbered in power.<name>.groups.csv), ...
 """
 
 from __future__ import annotations
@@ -19,7 +21,14 @@ from typing import Any, Mapping
 import pandas as pd
 
 from orchestrator.analysis.errors import AnalysisInputError
-from orchestrator.analysis.spec import AnalysisSpec, FitSpec, FrontierSpec, IsoFlopSpec, validate_analysis_spec
+from orchestrator.analysis.spec import (
+    AnalysisSpec,
+    FitSpec,
+    FrontierSpec,
+    IsoFlopSpec,
+    PowerSpec,
+    validate_analysis_spec,
+)
 
 __all__ = ["AnalysisReport", "run_analysis"]
 
@@ -34,12 +43,13 @@ class AnalysisReport:
 
 
 def run_analysis(df: pd.DataFrame, spec: Mapping[str, Any] | AnalysisSpec | None) -> AnalysisReport:
-    """Run every fit, the IsoFLOP analysis and every frontier that `spec` (the `analysis:` section) names."""
+    """Run every fit, the IsoFLOP analysis, every frontier and power analysis that `spec` (`analysis:`) names."""
     parsed = validate_analysis_spec(spec)
     parts = [_fit_part(df, f) for f in parsed.fits]
     if parsed.isoflop is not None:
         parts.append(_isoflop_part(df, parsed.isoflop))
     parts += [_frontier_part(df, f) for f in parsed.frontiers]
+    parts += [_power_part(df, p) for p in parsed.power]
     return _merge(parts)
 
 
@@ -107,6 +117,28 @@ def _frontier_part(df: pd.DataFrame, spec: FrontierSpec) -> AnalysisReport:
         f"{prefix}.png": png_bytes(plot_pareto_front(front, df, spec.objectives)),
     }
     return AnalysisReport(files, _finite(metrics), [])
+
+
+def _power_part(df: pd.DataFrame, spec: PowerSpec) -> AnalysisReport:
+    from orchestrator.analysis.plots import plot_power_frontier, png_bytes
+    from orchestrator.analysis.power import power_frontier
+
+    prefix = f"power.{spec.name}"
+    try:
+        result = power_frontier(df, cost=spec.cost, **spec.columns)
+    except AnalysisInputError as err:
+        return AnalysisReport(warnings=[f"{prefix} skipped: {err}"])
+    files = {
+        f"{prefix}.csv": result.runs.to_csv().encode(),
+        f"{prefix}.groups.csv": result.groups.to_csv().encode(),
+        f"{prefix}.json": _json(result.to_dict()),
+        f"{prefix}.png": png_bytes(plot_power_frontier(result)),
+    }
+    metrics = {f"{prefix}.n_groups": float(len(result.groups))}
+    for group, row in result.groups.iterrows():
+        for key in ("best_limit", "energy_saving_pct", "time_increase_pct"):
+            metrics[f"{prefix}.group{group}.{key}"] = row[key]
+    return AnalysisReport(files, _finite(metrics), [f"{prefix}: {w}" for w in result.warnings])
 
 
 def _merge(parts: list[AnalysisReport]) -> AnalysisReport:
