@@ -20,7 +20,7 @@ from itertools import count
 from typing import Callable
 
 from orchestrator.energy import DEFAULT_SAMPLE_INTERVAL_S, RunMeter, _nvml
-from orchestrator.energy.fake_nvml import FakeBoard, FakeNVML
+from orchestrator.testing.fake_nvml import FakeBoard, FakeNVML
 
 
 def install_fake_nvml(n_gpus: int) -> None:

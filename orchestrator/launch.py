@@ -7,9 +7,10 @@ MLflow untouched.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -31,6 +32,8 @@ from orchestrator.tracking.journal import replay_journals
 from orchestrator.tracking.orphans import driver_tags, settle_dead_drivers
 from orchestrator.tracking.store import MlflowStore, run_status
 from orchestrator.tracking.writer import OUTAGE_GRACE_S
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,7 @@ def scheduler_options(cfg: DictConfig) -> SchedulerOptions:
 def bind(plan: SweepPlan, info: ClusterInfo) -> SweepPlan:
     """Settle gpus=auto against the cluster and fail fast on requests no node can hold."""
     runs = tuple(replace(r, resources=settle_gpus(r.resources, info.total_gpus)) for r in plan.runs)
-    for shape in {r.resources for r in runs}:
+    for shape in {r.resources.executor_shape() for r in runs}:
         check_feasible(shape, info)
     return replace(plan, runs=runs)
 
@@ -222,6 +225,8 @@ def execute(plan: SweepPlan, cluster: Any, tracking_uri: str, options: Scheduler
     plan = bind(plan, info)
     if plan.closed_loop:
         check_closed_loop(plan, info, options)
+    limited_nodes = check_power_limits(plan, info)
+    options = replace(options, run=replace(options.run, power_limit_required=plan.power_limit_required))
     store, statuses = tracked_state(uri, plan.name, skip_done)
     specs = todo(plan, statuses, rerun_failed)
     history = ended_history(store) if plan.closed_loop and skip_done else []
@@ -270,6 +275,8 @@ def execute(plan: SweepPlan, cluster: Any, tracking_uri: str, options: Scheduler
         errors = close_writer(writer, status, metrics)
         if pruner is not None:
             ray.kill(pruner)
+        if limited_nodes:
+            restore_power_limits(limited_nodes)
     parent_id = ray.get(parent_ref)
     analysis_warnings: list[str] = []
     if plan.analysis and status != KILLED and not any(JOURNALED in e for e in errors):
@@ -279,6 +286,54 @@ def execute(plan: SweepPlan, cluster: Any, tracking_uri: str, options: Scheduler
                          collector.results, names, tuple(errors),
                          time.monotonic() - started, tuple(analysis_warnings), planner.budget(),
                          tuple(f"{point}: {why}" for point, why in feed.refused if "already" not in why))
+
+
+# -- GPU power limits --------------------------------------------------------------------------------------------------
+def check_power_limits(plan: SweepPlan, info: ClusterInfo) -> list[str]:
+    """Read every GPU node's power-limit ranges and permission when runs ask for limits, and refuse the sweep (before
+    anything is tracked) when a limit is out of range or cannot be set; the GPU nodes' ids (none when no run asks)."""
+    runs = list(plan.runs) + ([_base_shape_spec(plan, info)] if plan.closed_loop else [])
+    requests = {r.resources.power_limit for r in runs if r.resources.power_limit is not None}
+    if plan.closed_loop and any(p.startswith("resources.power_limit") for p in plan.varied):
+        requests |= _adaptive_limit_bounds(plan)
+    if not requests:
+        return []
+    from orchestrator.energy.power_limits import check_limits, probe_cluster
+
+    nodes = [n.node_id for n in info.nodes if n.gpus > 0]
+    check_limits(requests, probe_cluster(nodes) if nodes else [], plan.power_limit_required)  # type: ignore[arg-type]
+    return nodes
+
+
+def restore_power_limits(nodes: list[str]) -> None:
+    """Limits that runs which died left on the GPU nodes, put back (logged; a failure here never fails the launch)."""
+    from orchestrator.energy.power_limits import restore_on_nodes
+
+    try:
+        for board in restore_on_nodes(nodes):
+            log.info("restored the power limit a stopped run left on %s", board)
+    except Exception as exc:  # noqa: BLE001 - the next executor on the node restores them too
+        log.warning("could not check GPU power limits left behind: %s", exc)
+
+
+def _base_shape_spec(plan: SweepPlan, info: ClusterInfo) -> RunSpec:
+    return RunSpec("", {}, _base_shape(plan, info), "")
+
+
+def _adaptive_limit_bounds(plan: SweepPlan) -> set[tuple[str, float]]:
+    """Every number in an adaptive sweep's power-limit spaces (range ends, choices), so out-of-range limits fail up
+    front."""
+    assert plan.adaptive is not None
+
+    def numbers(spec: Any) -> list[float]:
+        if isinstance(spec, Mapping):
+            return [n for v in spec.values() for n in numbers(v)]
+        if isinstance(spec, (list, tuple)):
+            return [n for v in spec for n in numbers(v)]
+        return [float(spec)] if isinstance(spec, (int, float)) and not isinstance(spec, bool) else []
+
+    return {("w" if path.endswith("_w") else "frac", n) for path, spec in plan.adaptive.params.items()
+            if path.startswith("resources.power_limit") for n in numbers(spec)}
 
 
 # -- closed-loop sweeps ------------------------------------------------------------------------------------------------

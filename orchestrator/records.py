@@ -28,6 +28,27 @@ class Resources:
     cpus: float = 1.0
     # Memory reserved for the run, in bytes (None: no reservation).
     memory_bytes: int | None = None
+    # GPU power limit the run's boards are set to while it runs, in W, or as a fraction of each board's default limit
+    # (at most one of the two; None: the boards stay as they are). See orchestrator/energy/power_limits.py.
+    power_limit_w: float | None = None
+    power_limit_frac: float | None = None
+
+    @property
+    def power_limited(self) -> bool:
+        return self.power_limit_w is not None or self.power_limit_frac is not None
+
+    @property
+    def power_limit(self) -> tuple[str, float] | None:
+        """("w", watts) or ("frac", fraction) as asked, None when the run leaves limits alone."""
+        if self.power_limit_w is not None:
+            return ("w", self.power_limit_w)
+        return None if self.power_limit_frac is None else ("frac", self.power_limit_frac)
+
+    def executor_shape(self) -> Resources:
+        """What an executor holds for such runs: the same resources, any power limit (set per run) left out."""
+        if not self.power_limited:
+            return self
+        return Resources(self.gpus, self.cpus, self.memory_bytes)
 
 
 @dataclass(frozen=True)

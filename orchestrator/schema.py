@@ -25,6 +25,11 @@ class ResourcesConf:
     cpus: float = 1.0
     # Memory reserved per run in GiB (null: none reserved).
     memory_gb: Optional[float] = None
+    # GPU power limit set on the run's boards while it runs (through NVML, restored after), in W or as a fraction of
+    # each board's default limit; at most one (null: limits left as they are). Sweep it as a resource:
+    # params: {resources: {power_limit_frac: [0.5, 0.7, 1.0]}}.
+    power_limit_w: Optional[float] = None
+    power_limit_frac: Optional[float] = None
 
 
 @dataclass
@@ -131,6 +136,9 @@ class SweepConf:
     budget: Any = None
     in_flight: Optional[int] = None
     initial: Optional[int] = None
+    # Where GPU power limits cannot be set (no permission): false runs on at the default limit, tagged
+    # power_limit_status=not_permitted; true (null: true) refuses the sweep before it starts.
+    power_limit_required: Optional[bool] = None
     # Stop runs early that can no longer reach the front: {metric, mode, min_fraction}.
     early_stop: Any = None
     # Fits and frontiers run on the sweep's runs at the end of each launch.

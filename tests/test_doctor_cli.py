@@ -6,7 +6,7 @@ import pytest
 
 from orchestrator.cli.main import main
 from orchestrator.energy import _nvml
-from orchestrator.energy.fake_nvml import FakeBoard, FakeNVML
+from orchestrator.testing.fake_nvml import FakeBoard, FakeNVML
 
 
 def test_doctor_says_why_nvml_is_unavailable_here_and_exits_0(capsys):

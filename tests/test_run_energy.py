@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 
 from orchestrator.energy import _nvml
 from orchestrator.energy.cost import load_cost_model
-from orchestrator.energy.fake_nvml import FakeBoard, FakeNVML
+from orchestrator.testing.fake_nvml import FakeBoard, FakeNVML
 from orchestrator.energy.recost import recost_runs
 from orchestrator.execution import executor as executor_module
 from orchestrator.execution.executor import Executor, RunSettings

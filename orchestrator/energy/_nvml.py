@@ -1,16 +1,24 @@
 """The NVML boundary: every pynvml call of the package goes through this module, and its errors are translated here.
 
-Not imported by `orchestrator.energy`; `gpu.open_gpus` and `doctor` load it when needed. Tests replace the module-level
-name `pynvml` (e.g. with `orchestrator.energy.fake_nvml.FakeNVML`); the board table is cached per pynvml object.
+Not imported by `orchestrator.energy`; `gpu.open_gpus`, `doctor` and `power_limits` load it when needed. Tests replace
+the module-level name `pynvml` (e.g. with `orchestrator.testing.fake_nvml.FakeNVML`), or, for processes they start
+(Ray executors, a CLI run), set ORCHESTRATOR_FAKE_NVML to a `SharedFakeNVML` file; the board table is cached per pynvml
+object.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import pynvml
+
+if os.environ.get("ORCHESTRATOR_FAKE_NVML"):  # the testing seam: one fake node shared by the processes of a test
+    from orchestrator.testing.fake_nvml import SharedFakeNVML
+
+    pynvml = SharedFakeNVML(os.environ["ORCHESTRATOR_FAKE_NVML"])  # type: ignore[assignment]  # noqa: F811
 
 from orchestrator.energy.errors import EnergyError, EnergyUnavailableError, NotSupportedError
 from orchestrator.energy.gpu import GPU
@@ -126,6 +134,27 @@ def read_power_w(handle: Any, api: str) -> float:
     if value.nvmlReturn != pynvml.NVML_SUCCESS:
         raise translate(pynvml.NVMLError(value.nvmlReturn), what)
     return float(getattr(value.value, _FIELD_VALUE_ATTRS[value.valueType])) / 1000.0
+
+
+def power_limit_mw(handle: Any) -> int:
+    """The board's power limit now, in mW."""
+    return int(call("reading the power limit", pynvml.nvmlDeviceGetPowerManagementLimit, handle))
+
+
+def default_power_limit_mw(handle: Any) -> int:
+    return int(call("reading the default power limit", pynvml.nvmlDeviceGetPowerManagementDefaultLimit, handle))
+
+
+def power_limit_range_mw(handle: Any) -> tuple[int, int]:
+    """(min, max) power limit the board accepts, in mW."""
+    low, high = call("reading the power-limit range", pynvml.nvmlDeviceGetPowerManagementLimitConstraints, handle)
+    return int(low), int(high)
+
+
+def set_power_limit_mw(handle: Any, limit_mw: int) -> None:
+    """Set the board's power limit (needs root or CAP_SYS_ADMIN: EnergyUnavailableError nvml_no_permission)."""
+    call(f"setting the power limit to {limit_mw / 1000:g} W", pynvml.nvmlDeviceSetPowerManagementLimit, handle,
+         int(limit_mw))
 
 
 def energy_counter_mj(handle: Any) -> int:

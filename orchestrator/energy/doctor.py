@@ -99,7 +99,24 @@ def _board_findings(nvml: Any, i: int, board: Any) -> list[Finding]:
         found.append(Finding(f"{prefix}.{api}", status, detail + (note if status == OK else "")))
     if board.mig_enabled:
         found.append(Finding(f"{prefix}.mig", WARN, "MIG mode: name slices by MIG UUID; their energy is apportioned"))
+    found.append(_power_limit_finding(nvml, prefix, board.handle))
     return found
+
+
+def _power_limit_finding(nvml: Any, prefix: str, handle: Any) -> Finding:
+    """The board's power limit, its range, and whether this user may set it (resources.power_limit_w/_frac)."""
+    try:
+        now, default = nvml.power_limit_mw(handle) / 1000, nvml.default_power_limit_mw(handle) / 1000
+        low, high = (v / 1000 for v in nvml.power_limit_range_mw(handle))
+    except EnergyError as err:
+        return Finding(f"{prefix}.power_limit", WARN, f"cannot read power limits: {err}")
+    detail = f"{now:g} W (default {default:g} W, allowed {low:g} to {high:g} W)"
+    try:
+        nvml.set_power_limit_mw(handle, int(now * 1000))  # the limit it has: a change of nothing, where permitted
+    except EnergyError as err:
+        return Finding(f"{prefix}.power_limit", WARN, f"{detail}; not settable here ({err.code}): power-limit "
+                                                      "sweeps need root or CAP_SYS_ADMIN on the Ray workers")
+    return Finding(f"{prefix}.power_limit", OK, f"{detail}; settable")
 
 
 def _power_text(nvml: Any, handle: Any, api: str) -> str:

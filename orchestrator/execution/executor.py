@@ -10,7 +10,7 @@ import os
 import socket
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
 
 from orchestrator.execution.context import JobContext, Pruner, RunPruned, Sink
@@ -33,6 +33,8 @@ class RunSettings:
     # Early stopping: the sweep's `early_stop` section (EarlyStopSpec) and the actor that decides at checkpoints.
     early_stop: Any = None
     pruner: Any = None
+    # A run's power limit that cannot be set for want of permission: True fails the run, False runs it at the default.
+    power_limit_required: bool = True
 
 
 def _now_ms() -> int:
@@ -84,6 +86,7 @@ class Executor:
         self.node = socket.gethostname()
         self.pid = os.getpid()
         self.ray_node = ray_node_id()
+        _restore_power_limits()
 
     def info(self) -> dict[str, Any]:
         """Where this executor lives; the scheduler waits on this to know the executor is up."""
@@ -99,6 +102,22 @@ class Executor:
                          checkpoint_fractions=fractions)
         tags = {"node": self.node, "ray_node": self.ray_node, "pid": str(self.pid), "device": ",".join(f"gpu:{g}" for g in gpu_ids) or "cpu",
                 "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
+        try:
+            limits = _power_limits(spec, settings)
+        except Exception as exc:  # noqa: BLE001 - not set, so the job does not run; the run says why
+            return RunResult(spec.run_key, FAILED, {}, (), {**tags, "cause": "power_limit"}, str(exc),
+                             traceback.format_exc(), _now_ms(), _now_ms(), spec.attempt)
+        if limits is not None:
+            tags.update(limits.tags)
+        try:
+            result = self._metered(spec, settings, ctx, tags, sink, t0, gpu_ids)
+        finally:
+            if limits is not None:
+                limits.release()
+        return result if limits is None else replace(result, metrics={**result.metrics, **limits.metrics})
+
+    def _metered(self, spec: RunSpec, settings: RunSettings, ctx: JobContext, tags: dict[str, str],
+                 sink: Sink | None, t0: float, gpu_ids: list[str]) -> RunResult:
         meter = _meter(settings, gpu_ids, spec)
         started_ms = _now_ms()
         status, metrics, error, tb, value = FINISHED, {}, None, None, None
@@ -188,6 +207,28 @@ def _pruner(settings: RunSettings, spec: RunSpec) -> tuple[Pruner | None, tuple[
         return bool(ray.get(settings.pruner.report.remote(spec.run_key, progress, value, so_far)))
 
     return stop_now, checkpoint_fractions(early_stop.min_fraction)
+
+
+def _power_limits(spec: RunSpec, settings: RunSettings) -> Any:
+    """The run's power limit held on its boards (orchestrator.energy.power_limits.Held), or None when it asks none."""
+    request = spec.resources.power_limit
+    if request is None:
+        return None
+    from orchestrator.energy.power_limits import hold
+
+    return hold(request, spec.run_key, settings.power_limit_required)
+
+
+def _restore_power_limits() -> None:
+    """Put back limits a dead run left on this node's boards (see orchestrator/energy/power_limits.py)."""
+    from orchestrator.energy.power_limits import restore_left_behind
+
+    try:
+        restore_left_behind()
+    except Exception as exc:  # noqa: BLE001 - an executor still starts; the driver tries again when the launch ends
+        import logging
+
+        logging.getLogger(__name__).warning("could not restore GPU power limits left behind: %s", exc)
 
 
 def _meter(settings: RunSettings, gpu_ids: list[str], spec: RunSpec) -> Any:

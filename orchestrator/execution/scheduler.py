@@ -96,6 +96,14 @@ class SchedulerOptions:
     retries_on_loss: int = 3
 
 
+def _same_board(a: pool.Slot, b: pool.Slot) -> bool:
+    """Whether two started executors hold a GPU of the same node in common."""
+    if a.info is None or b.info is None:
+        return False
+    return a.info.get("ray_node") == b.info.get("ray_node") and bool(
+        set(a.info.get("gpu_ids") or ()) & set(b.info.get("gpu_ids") or ()))
+
+
 def _executor_lost(spec: RunSpec, exc: Exception) -> RunResult:
     now = int(time.time() * 1000)
     message = f"executor lost: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
@@ -125,6 +133,8 @@ class Scheduler:
         self.job_failures: dict[str, int] = {}
         self.refreshed_at = self.beat_at = time.monotonic()
         self.warned: set[Resources] = set()
+        # Some run asks for a GPU power limit: runs sharing a board (fractional GPUs) must then ask the same one.
+        self.power_limited = False
 
     def run(self, source: RunSource | Iterable[RunSpec], should_stop: Callable[[], bool] = lambda: False) -> None:
         """Run what `source` gives (a `RunSource`, or runs known up front) until it is exhausted and every run ended,
@@ -152,7 +162,8 @@ class Scheduler:
 
     def _take(self) -> None:
         for spec in self.source.take():
-            self.queues.setdefault(spec.resources, deque()).append(spec)
+            self.queues.setdefault(spec.resources.executor_shape(), deque()).append(spec)
+            self.power_limited = self.power_limited or spec.resources.power_limited
 
     def _tick(self) -> None:
         """Every few seconds re-read the alive nodes (one died, or one joined); now and then tell the tracker this
@@ -200,7 +211,7 @@ class Scheduler:
             self._requeue_waiting(slot)
         retry = result.status == FAILED and self._retry(spec, result)
         if retry:
-            self.queues[spec.resources].appendleft(replace(spec, attempt=spec.attempt + 1))
+            self.queues[spec.resources.executor_shape()].appendleft(replace(spec, attempt=spec.attempt + 1))
         self._dispatch()  # refill the freed executor before telling anyone, so it idles as little as possible
         if retry:
             self.writer.retry.remote(spec, result, sent)
@@ -254,7 +265,7 @@ class Scheduler:
         spent (the executor runs its runs in order, so only the first sent was running)."""
         for ref in slot.pending:
             _, spec = self.in_flight.pop(ref)
-            self.queues[spec.resources].appendleft(spec)
+            self.queues[spec.resources.executor_shape()].appendleft(spec)
             self.events.on_requeue(spec)
         slot.pending.clear()
 
@@ -316,13 +327,30 @@ class Scheduler:
                 if sum(1 for s in self.slots if s.busy) >= self.options.max_concurrent:
                     continue
             while queue and len(slot.pending) < self._depth(slot.shape):
-                spec = queue.popleft()
+                spec = self._next_for(slot, queue)
+                if spec is None:
+                    break
                 ref = slot.actor.run_tracked.remote(spec, self.options.run, self.writer, self.opened)
                 slot.pending.append(ref)
                 self.in_flight[ref] = (slot, spec)
                 if self.options.timeout_s:
                     self.sent_at[ref] = time.monotonic()
                 self.events.on_start(spec, slot.info)
+
+    def _next_for(self, slot: pool.Slot, queue: deque[RunSpec]) -> RunSpec | None:
+        """The next run for this executor: the queue's first, except that an executor sharing its board (a fractional
+        GPU) with others takes only a run with the power limit the board's runs hold, since a board has one limit
+        (None when no such run waits: the executor waits until the board's runs end)."""
+        fractional = slot.shape.gpus is not None and 0 < slot.shape.gpus < 1
+        if not (self.power_limited and fractional):
+            return queue.popleft()
+        held = {spec.resources.power_limit for other in self.slots if _same_board(other, slot)
+                for spec in (self.in_flight[ref][1] for ref in other.pending)}
+        for index, spec in enumerate(queue):
+            if not held or held == {spec.resources.power_limit}:
+                del queue[index]
+                return spec
+        return None
 
     def _retire(self, slot: pool.Slot) -> None:
         import ray

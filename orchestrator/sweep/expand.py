@@ -9,7 +9,7 @@ import copy
 import importlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 from omegaconf import DictConfig, OmegaConf
@@ -26,7 +26,8 @@ from orchestrator.sweep.resources import parse_resources
 from orchestrator.sweep.values import coerce, expand_values
 
 # Keys every sweep section may hold (early stopping applies to any kind); each kind adds its own (`KINDS`).
-COMMON_KEYS = {"name", "kind", "params", "seeds", "repeats", "seed_path", "analysis", "early_stop"}
+COMMON_KEYS = {"name", "kind", "params", "seeds", "repeats", "seed_path", "analysis", "early_stop",
+               "power_limit_required"}
 # Config roots a sweep may vary, and the annotation prefix that is logged but never applied to the config.
 RESOURCES_ROOT = "resources."
 SETTABLE_ROOTS = ("job.", RESOURCES_ROOT)
@@ -52,6 +53,8 @@ class SweepPlan:
     expander: Expander | None = None
     # The sweep's `early_stop:` section, any kind.
     early_stop: EarlyStopSpec | None = None
+    # Where GPU power limits cannot be set: False runs on at the default limit (tagged), True refuses the sweep.
+    power_limit_required: bool = True
     # The raw sweep section (kind adaptive re-reads in_flight once the executor slots are known).
     section: Mapping[str, Any] | None = field(default=None, compare=False)
 
@@ -279,10 +282,13 @@ def plan_sweep(cfg: DictConfig) -> SweepPlan:
 
         validate_analysis_spec(sweep["analysis"])
     early_stop = parse_early_stop(sweep.get("early_stop"))
+    required = sweep.get("power_limit_required")
+    if required is not None and not isinstance(required, bool):
+        raise ConfigError("sweep.power_limit_required", f"expected true or false, got {required!r}")
     root = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     kind = KINDS[sweep["kind"]]
     if kind.points is None:
-        return _closed_loop_plan(name, sweep, root, early_stop)
+        return replace(_closed_loop_plan(name, sweep, root, early_stop), power_limit_required=required is not False)
     produced = kind.points(sweep, root)
     points = _with_seeds(produced.points, sweep, root)
     if not points:
@@ -291,7 +297,8 @@ def plan_sweep(cfg: DictConfig) -> SweepPlan:
         _check_path(path)
     runs, dropped = _specs(Expander(root, _varied_paths(points)), points)
     return SweepPlan(name, sweep["kind"], tuple(runs), tuple(produced.dropped) + tuple(dropped),
-                     tuple(_varied_paths(points)), sweep.get("analysis"), early_stop=early_stop, section=sweep)
+                     tuple(_varied_paths(points)), sweep.get("analysis"), early_stop=early_stop,
+                     power_limit_required=required is not False, section=sweep)
 
 
 def _closed_loop_plan(name: str, sweep: dict[str, Any], root: DictConfig,

@@ -42,7 +42,8 @@ def create_child(sweep: str, spec: RunSpec, where: Mapping[str, Any]) -> Op:
             "status": "RUNNING",
             "node": str(where.get("node", "")), "ray_node": str(where.get("ray_node", "")),
             "device": ",".join(f"gpu:{g}" for g in where.get("gpu_ids", [])) or "cpu"}
-    params = {**params_of(spec.job), **params_of(vars(spec.resources), "resources.")}
+    resources = {k: v for k, v in vars(spec.resources).items() if v is not None or not k.startswith("power_limit")}
+    params = {**params_of(spec.job), **params_of(resources, "resources.")}
     metrics = {metric_name_for(p): number(v) for p, v in spec.varied.items() if not is_secret(p)}
     return {"op": "create", "target": spec.run_key, "name": spec.name, "tags": tags, "params": params,
             "metrics": {k: v for k, v in metrics.items() if v is not None},

@@ -8,7 +8,7 @@ from typing import Callable
 import pytest
 
 from orchestrator.energy import RunMeter, _nvml
-from orchestrator.energy.fake_nvml import FakeBoard, FakeNVML
+from orchestrator.testing.fake_nvml import FakeBoard, FakeNVML
 
 
 class FakeClock:

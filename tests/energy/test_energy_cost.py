@@ -7,7 +7,7 @@ import json
 import pytest
 
 from orchestrator.energy import CostModel, compute_cost, cost_metrics, load_cost_model
-from orchestrator.energy.fake_nvml import FakeBoard
+from orchestrator.testing.fake_nvml import FakeBoard
 from orchestrator.errors import ConfigError
 
 

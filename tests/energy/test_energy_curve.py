@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.energy.fake_nvml import FakeBoard
+from orchestrator.testing.fake_nvml import FakeBoard
 
 
 def test_curve_has_points_every_interval_and_ends_at_the_run_energy(fake_nvml, make_meter, clock):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.energy.devices import parse_visible_devices
-from orchestrator.energy.fake_nvml import FakeBoard, FakeMig
+from orchestrator.testing.fake_nvml import FakeBoard, FakeMig
 
 A = "GPU-aaaaaaaa-1111-1111-1111-111111111111"
 B = "GPU-bbbbbbbb-2222-2222-2222-222222222222"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.energy import diagnose, render_report
-from orchestrator.energy.fake_nvml import FakeBoard
+from orchestrator.testing.fake_nvml import FakeBoard
 
 VOLTA = FakeBoard("GPU-v100", name="Tesla V100-SXM2-16GB", pci_bus=1, energy_mj=42)
 KEPLER = FakeBoard("GPU-k80", name="Tesla K80", pci_bus=2, energy_mj=None, instant_field=False)
@@ -57,3 +57,14 @@ def test_rapl_domains_are_reported_one_by_one(fake_nvml, powercap):
     assert report.status_of("rapl.intel-rapl:0") == "ok"
     assert report.status_of("rapl.intel-rapl:0:0") == "fail"
     assert report.cpu_run_source == "rapl"
+
+
+def test_power_limits_are_reported_with_their_range_and_whether_they_can_be_set(fake_nvml, no_rapl):
+    fake_nvml([FakeBoard("GPU-a", pci_bus=0, limit_mw=500_000),
+               FakeBoard("GPU-b", pci_bus=1, limit_settable=False)])
+    report = diagnose(rapl_root=no_rapl)
+    text = render_report(report)
+    assert report.status_of("gpu0.power_limit") == "ok"
+    assert "gpu0.power_limit: 500 W (default 700 W, allowed 200 to 700 W); settable" in text
+    assert report.status_of("gpu1.power_limit") == "warn"
+    assert "not settable here (nvml_no_permission): power-limit sweeps need root or CAP_SYS_ADMIN" in text

@@ -9,7 +9,7 @@ import pytest
 
 from orchestrator.energy import RunMeter
 from orchestrator.energy._tracks import trapezoid_j
-from orchestrator.energy.fake_nvml import FakeBoard
+from orchestrator.testing.fake_nvml import FakeBoard
 
 UUID = "GPU-0b1d0000-0000-0000-0000-00000000000a"
 

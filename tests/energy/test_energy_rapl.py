@@ -6,7 +6,7 @@ import pytest
 
 from orchestrator.energy import RunMeter
 from orchestrator.energy.errors import EnergyUnavailableError
-from orchestrator.energy.fake_nvml import FakeBoard
+from orchestrator.testing.fake_nvml import FakeBoard
 from orchestrator.energy.rapl import list_domains, open_packages, wrap_delta_uj
 
 MAX_UJ = 1_000_000_000

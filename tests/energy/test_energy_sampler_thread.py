@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from orchestrator.energy import RunMeter
-from orchestrator.energy.fake_nvml import FakeBoard
+from orchestrator.testing.fake_nvml import FakeBoard
 
 NAME = "orchestrator-energy-sampler"
 

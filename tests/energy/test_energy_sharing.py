@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.energy.fake_nvml import FakeBoard, FakeMig
+from orchestrator.testing.fake_nvml import FakeBoard, FakeMig
 
 A = "GPU-aaaaaaaa-1111-1111-1111-111111111111"
 

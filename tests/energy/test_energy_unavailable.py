@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from orchestrator.energy import RunMeter
-from orchestrator.energy.fake_nvml import FakeBoard
+from orchestrator.testing.fake_nvml import FakeBoard
 
 ENERGY_METRICS = ("energy_j", "gpu_energy_j", "gpu0_energy_j", "power_mean_w", "power_peak_w")
 
