@@ -89,3 +89,31 @@ def test_the_fake_board_draws_up_to_its_limit_and_its_counter_integrates_that(fa
     assert fake.nvmlDeviceGetPowerManagementLimitConstraints(handle) == [200_000, 700_000]
     with pytest.raises(fake.NVMLError):  # outside the board's range, as NVML refuses it
         fake.nvmlDeviceSetPowerManagementLimit(handle, 100_000)
+
+
+def test_the_scheduler_gives_an_executor_sharing_a_board_only_runs_at_the_limit_its_board_holds():
+    from collections import deque
+
+    from orchestrator.execution.cluster import ClusterInfo
+    from orchestrator.execution.pool import Slot
+    from orchestrator.execution.scheduler import Scheduler, SchedulerOptions
+    from orchestrator.records import Resources, RunSpec
+
+    half = Resources(gpus=0.5)
+    scheduler = Scheduler(ClusterInfo(()), events=None, options=SchedulerOptions(), writer=None)
+    scheduler.power_limited = True
+    on_board_0 = [Slot(half, None, None, info={"ray_node": "n", "gpu_ids": ["0"]}) for _ in range(2)]
+    on_board_1 = Slot(half, None, None, info={"ray_node": "n", "gpu_ids": ["1"]})
+    scheduler.slots = [*on_board_0, on_board_1]
+
+    def spec(key: str, frac: float) -> RunSpec:
+        return RunSpec(key, {}, Resources(gpus=0.5, power_limit_frac=frac), key)
+
+    running = spec("running", 0.5)
+    on_board_0[0].pending.append("ref")
+    scheduler.in_flight["ref"] = (on_board_0[0], running)
+    queue = deque([spec("a", 1.0), spec("b", 0.5), spec("c", 1.0)])
+    assert scheduler._next_for(on_board_0[1], queue).run_key == "b"  # its board runs at 0.5: skips a
+    assert scheduler._next_for(on_board_0[1], queue) is None  # nothing at 0.5 left: it waits
+    assert scheduler._next_for(on_board_1, queue).run_key == "a"  # a board no run holds takes the first
+    assert [s.run_key for s in queue] == ["c"]
