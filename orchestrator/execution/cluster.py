@@ -94,9 +94,25 @@ def connect(cluster: Mapping[str, Any]) -> ClusterInfo:
     if not ray.is_initialized():
         address = cluster.get("address") or os.environ.get("RAY_ADDRESS") or None
         kwargs = {"address": "local", **_local_init_args(cluster)} if address is None else {"address": address}
+        if address is None:
+            _quiet_token_notice()
         with _keeping_sigterm_handler(), (_loopback_node_ip() if address is None else nullcontext()):
             ray.init(log_to_driver=True, logging_level="WARNING", configure_logging=True, **kwargs)
     return describe(ray.nodes())
+
+
+def _quiet_token_notice() -> None:
+    """Ray warns on every start that token authentication is on. For the embedded Ray (loopback only, its token made
+    and kept by Ray) there is nothing to do about it, so the one line is dropped; Ray's other warnings still show."""
+    import logging
+
+    class DropNotice(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return not str(record.msg).startswith("Token authentication is enabled for this Ray cluster")
+
+    chatty = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    if not any(isinstance(f, logging.Filter) and type(f).__name__ == "DropNotice" for f in chatty.filters):
+        chatty.addFilter(DropNotice())
 
 
 def describe(nodes: Iterable[Mapping[str, Any]]) -> ClusterInfo:

@@ -79,8 +79,12 @@ class MlflowStore:
 
     def __init__(self, uri: str, experiment: str, secrets: list[str] | None = None) -> None:
         """`secrets`: values never to write (default: this process's secret-named environment variables)."""
+        import logging
+
         from mlflow.tracking import MlflowClient
 
+        # MLflow says at INFO that it creates and migrates a new SQLite store's tables: nothing for the user to do.
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
         self.uri = uri
         self.experiment = experiment
         self.client = MlflowClient(tracking_uri=uri)
