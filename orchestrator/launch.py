@@ -53,6 +53,8 @@ class LaunchSummary:
     tracking_errors: tuple[str, ...] = ()
     wall_s: float = 0.0
     analysis_warnings: tuple[str, ...] = ()
+    # The analysis's headline lines (each front's best runs, each fit's exponents), logged on the parent run.
+    analysis_summary: tuple[str, ...] = ()
     # A closed-loop sweep's budget after the launch (None for static designs).
     budget: BudgetState | None = None
     # Proposals the engine did not run, and why (a closed-loop sweep's; e.g. a run that already ended).
@@ -279,12 +281,14 @@ def execute(plan: SweepPlan, cluster: Any, tracking_uri: str, options: Scheduler
             restore_power_limits(limited_nodes)
     parent_id = ray.get(parent_ref)
     analysis_warnings: list[str] = []
-    if plan.analysis and status != KILLED and not any(JOURNALED in e for e in errors):
-        analysis_warnings = analyze(uri, plan.name, plan.analysis, parent_id)
+    analysis_summary: list[str] = []
+    if (plan.analysis or plan.primary) and status != KILLED and not any(JOURNALED in e for e in errors):
+        analysis_warnings, analysis_summary = analyze(uri, plan.name, plan.analysis, parent_id, plan.primary)
     names = {**(resume.names if resume else {}), **{s.run_key: s.name for s in specs}, **feed.names}
     return LaunchSummary(plan.name, uri, _experiment_id(store), parent_id, planned, skipped, skipped_failed,
                          collector.results, names, tuple(errors),
-                         time.monotonic() - started, tuple(analysis_warnings), planner.budget(),
+                         time.monotonic() - started, tuple(analysis_warnings), tuple(analysis_summary),
+                         planner.budget(),
                          tuple(f"{point}: {why}" for point, why in feed.refused if "already" not in why))
 
 
@@ -458,14 +462,22 @@ def _experiment_id(store: MlflowStore) -> str | None:
         return None
 
 
-def analyze(uri: str, sweep: str, spec: Any, parent_id: str) -> list[str]:
-    """Run the sweep's `analysis:` on all its finished runs and log the report to this launch's parent run."""
+def analyze(uri: str, sweep: str, spec: Any, parent_id: str,
+            primary: tuple[str, str] | None = None) -> tuple[list[str], list[str]]:
+    """Run the sweep's `analysis:` (without one, the default analysis of the job's primary metric) on all its
+    finished runs and log the report to this launch's parent run; its warnings and summary lines."""
     from orchestrator.analysis import run_analysis
+    from orchestrator.analysis.defaults import default_analysis
     from orchestrator.sweeps import load_sweep
 
-    report = run_analysis(load_sweep(sweep, tracking_uri=uri).runs, spec)
+    runs = load_sweep(sweep, tracking_uri=uri).runs
+    notes: list[str] = []
+    if not spec and primary is not None:
+        spec, notes = default_analysis(runs, *primary)
+    report = run_analysis(runs, spec)
+    warnings = notes + list(report.warnings)
     store = MlflowStore(uri, sweep)
     store.log_files(parent_id, report.files, "analysis")
     store.log(parent_id, metrics=report.metrics,
-              tags={"analysis.warnings": "\n".join(report.warnings)} if report.warnings else None)
-    return list(report.warnings)
+              tags={"analysis.warnings": "\n".join(warnings)} if warnings else None)
+    return warnings, list(report.summary)

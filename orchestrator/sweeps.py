@@ -2,6 +2,7 @@
 
     sweep = load_sweep("lm-scaling")                      # sqlite:///mlflow.db in the working directory
     sweep.runs                                            # one row per run_key: its newest FINISHED run
+    sweep.tags                                            # every child run's tags (cause, error, ...), as all_runs
     sweep.fit(form="chinchilla", bootstrap=1000)          # fit_scaling_law(sweep.runs, ...)
     sweep.frontier({"cost_usd": "min", "val_loss": "min"})
     sweep.power_frontier(cost={"eta": 0.5, "max_power_w": 700})   # per config: energy-time front, best power limit
@@ -50,6 +51,8 @@ class Sweep:
     # Every child run of every launch, and the launches (parent runs), as read.
     _children: tuple[TrackedRun, ...] = field(default=())
     _parents: tuple[TrackedRun, ...] = field(default=())
+    # Each child run's tags by run id (cause, error, traceback, energy_source, ...), as read.
+    _tags: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     @property
     def runs(self) -> pd.DataFrame:
@@ -65,6 +68,16 @@ class Sweep:
     def parents(self) -> pd.DataFrame:
         """The launches, oldest first: parent_run_id, run_name, status, start and end time, and their totals."""
         return self._parents_frame.copy()
+
+    @property
+    def tags(self) -> pd.DataFrame:
+        """Every child run's tags, in `all_runs`' rows: run_id, then one text column per tag key (missing where a run
+        lacks it): why a run failed (cause, error, traceback), attempt, energy_source, energy_unavailable_reason, ..."""
+        import pandas as pd
+
+        ids = list(self._all_runs["run_id"])
+        table = pd.DataFrame([dict(self._tags.get(i, {})) for i in ids], index=range(len(ids)), dtype=object)
+        return pd.concat([pd.DataFrame({"run_id": ids}, dtype=object), table[sorted(table.columns)]], axis=1)
 
     def fit(self, form: str = "chinchilla", **options: Any) -> ScalingFit:
         """`fit_scaling_law(self.runs, form, **options)`."""
@@ -121,7 +134,8 @@ def load_sweep(name: str, tracking_uri: str | None = None) -> Sweep:
     experiment_id = _reading(uri, name, lambda: _experiment_id(store, uri, name))
     children = _reading(uri, name, store.child_runs)
     parents = _reading(uri, name, lambda: _parent_runs(store, experiment_id))
-    return Sweep(name, uri, experiment_id, tuple(map(tracked_run, children)), tuple(map(tracked_run, parents)))
+    tags = {run.info.run_id: dict(run.data.tags) for run in children}
+    return Sweep(name, uri, experiment_id, tuple(map(tracked_run, children)), tuple(map(tracked_run, parents)), tags)
 
 
 def require_existing_store(uri: str) -> None:

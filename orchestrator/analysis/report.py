@@ -32,6 +32,9 @@ from orchestrator.analysis.spec import (
 
 __all__ = ["AnalysisReport", "run_analysis"]
 
+# Runs of a front named in its summary line.
+FRONT_SHOWN = 3
+
 
 @dataclass(frozen=True)
 class AnalysisReport:
@@ -40,6 +43,8 @@ class AnalysisReport:
     files: dict[str, bytes] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # A few lines a person reads first: each front's best runs, each fit's exponents with their intervals.
+    summary: list[str] = field(default_factory=list)
 
 
 def run_analysis(df: pd.DataFrame, spec: Mapping[str, Any] | AnalysisSpec | None) -> AnalysisReport:
@@ -72,7 +77,22 @@ def _fit_part(df: pd.DataFrame, spec: FitSpec) -> AnalysisReport:
             metrics[f"{prefix}.{name}_ci_low"], metrics[f"{prefix}.{name}_ci_high"] = fit.ci[name]
     if fit.form == "chinchilla" and fit.params["alpha"] + fit.params["beta"] > 0:
         metrics[f"{prefix}.n_opt_exponent"] = fit.params["beta"] / (fit.params["alpha"] + fit.params["beta"])
-    return AnalysisReport(files, _finite(metrics), [f"{prefix}: {w}" for w in fit.warnings])
+    return AnalysisReport(files, _finite(metrics), [f"{prefix}: {w}" for w in fit.warnings],
+                          [_fit_line(prefix, fit, metrics)])
+
+
+def _fit_line(prefix: str, fit: Any, metrics: Mapping[str, float]) -> str:
+    """'fit.chinchilla (64 runs): alpha 0.34 [0.31, 0.37], beta ..., N_opt ~ C^0.45'."""
+    def value(name: str) -> str:
+        low, high = fit.ci.get(name, (math.nan, math.nan))
+        interval = f" [{low:.3g}, {high:.3g}]" if math.isfinite(low) and math.isfinite(high) else ""
+        return f"{name} {fit.params[name]:.3g}{interval}"
+
+    names = [n for n in ("alpha", "beta", "E") if n in fit.params]
+    line = f"{prefix} ({fit.n_points} runs): " + ", ".join(value(n) for n in names)
+    if f"{prefix}.n_opt_exponent" in metrics:
+        line += f"; compute-optimal N ~ C^{metrics[f'{prefix}.n_opt_exponent']:.3g}"
+    return line
 
 
 def _isoflop_part(df: pd.DataFrame, spec: IsoFlopSpec) -> AnalysisReport:
@@ -116,7 +136,18 @@ def _frontier_part(df: pd.DataFrame, spec: FrontierSpec) -> AnalysisReport:
         f"{prefix}.json": _json(summary),
         f"{prefix}.png": png_bytes(plot_pareto_front(front, df, spec.objectives)),
     }
-    return AnalysisReport(files, _finite(metrics), [])
+    return AnalysisReport(files, _finite(metrics), [], [_front_line(prefix, front, df, spec.objectives)])
+
+
+def _front_line(prefix: str, front: pd.DataFrame, df: pd.DataFrame, objectives: Mapping[str, str]) -> str:
+    """'frontier.cost_usd-val_loss: 3 of 6 runs: d_model=128 tokens=4e5 (cost_usd 0.021, val_loss 1.92); ...'."""
+    shown = front.head(FRONT_SHOWN)
+    name = "run_name" if "run_name" in front.columns else None
+    runs = "; ".join(
+        f"{row[name] if name else i} (" + ", ".join(f"{k} {row[k]:.4g}" for k in objectives) + ")"
+        for i, row in shown.iterrows())
+    more = f"; and {len(front) - len(shown)} more" if len(front) > len(shown) else ""
+    return f"{prefix}: {len(front)} of {len(df)} runs on the front: {runs}{more}"
 
 
 def _power_part(df: pd.DataFrame, spec: PowerSpec) -> AnalysisReport:
@@ -144,12 +175,13 @@ def _power_part(df: pd.DataFrame, spec: PowerSpec) -> AnalysisReport:
 def _merge(parts: list[AnalysisReport]) -> AnalysisReport:
     files: dict[str, bytes] = {}
     metrics: dict[str, float] = {}
+    summary = [line for part in parts for line in part.summary]
     warnings: list[str] = []
     for part in parts:
         files.update(part.files)
         metrics.update(part.metrics)
         warnings.extend(part.warnings)
-    return AnalysisReport(files, metrics, warnings)
+    return AnalysisReport(files, metrics, warnings, summary)
 
 
 def _finite(metrics: dict[str, float]) -> dict[str, float]:

@@ -63,6 +63,10 @@ def train(cfg, ctx) -> dict[str, float]:
 JOB_CONFIG = '''# @package job
 # The job {name}.py runs: conf/job/{name}.yaml. Every key is a value the sweep may vary (job.<key>).
 _target_: {name}.train
+# The metric that says how good a run is, and whether lower (min) or higher (max) is better: every launch ends with
+# the frontier of cost against it. Not passed to the job, not part of its run_key.
+_metric_: val_loss
+_mode_: min
 # Hidden units of the MLP (its size N).
 width: 32
 # Training samples (its data D).

@@ -184,8 +184,13 @@ def report(console: Console, summary: Any) -> None:
                       + (f" (this launch found it spent; raise sweep.budget.{b.unit} to go on)" if not results else ""))
     for refused in summary.refused[:5]:
         console.print(f"not run: {refused}", style="yellow")
+    for line in summary.analysis_summary:
+        console.print(line, soft_wrap=True, highlight=False)
     for warning in summary.analysis_warnings:
         console.print(f"analysis: {warning}", style="yellow")
+    if summary.analysis_summary and summary.parent_run_id:
+        console.print("Plots and tables: the launch's run in MLflow, Artifacts > analysis/ (link below, then the "
+                      "launch row)", highlight=False)
     for error in summary.tracking_errors[:5]:
         console.print(f"tracking error: {error}", style="red")
     if summary.tracking_uri.startswith(("http://", "https://")):

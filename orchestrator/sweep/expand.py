@@ -26,6 +26,8 @@ from orchestrator.sweep.resources import parse_resources
 from orchestrator.sweep.values import coerce, expand_values
 
 # Keys every sweep section may hold (early stopping applies to any kind); each kind adds its own (`KINDS`).
+# Keys of a job config that say how to read its results: its primary metric and whether lower or higher is better.
+PRIMARY_KEYS = ("_metric_", "_mode_")
 COMMON_KEYS = {"name", "kind", "params", "seeds", "repeats", "seed_path", "analysis", "early_stop",
                "power_limit_required"}
 # Config roots a sweep may vary, and the annotation prefix that is logged but never applied to the config.
@@ -55,6 +57,9 @@ class SweepPlan:
     early_stop: EarlyStopSpec | None = None
     # Where GPU power limits cannot be set: False runs on at the default limit (tagged), True refuses the sweep.
     power_limit_required: bool = True
+    # The job's primary metric and whether lower or higher is better (its config's `_metric_` and `_mode_`): the
+    # default analysis and the saved view read it. None when the job does not say.
+    primary: tuple[str, str] | None = None
     # The raw sweep section (kind adaptive re-reads in_flight once the executor slots are known).
     section: Mapping[str, Any] | None = field(default=None, compare=False)
 
@@ -87,6 +92,8 @@ class Expander:
 
     def __init__(self, root: DictConfig, varied: list[str]) -> None:
         self.base = OmegaConf.to_container(root, resolve=False)
+        for key in PRIMARY_KEYS:  # how to read the job's results, not what it computes: not in its config or key
+            (self.base.get("job") or {}).pop(key, None)
         # Resolving interpolations through OmegaConf costs ~1 ms a run: only pay it when the config has any.
         self.interpolated = "${" in json.dumps(self.base, default=str)
         self.varied = list(varied)
@@ -287,8 +294,10 @@ def plan_sweep(cfg: DictConfig) -> SweepPlan:
         raise ConfigError("sweep.power_limit_required", f"expected true or false, got {required!r}")
     root = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     kind = KINDS[sweep["kind"]]
+    primary = primary_metric(cfg.job)
     if kind.points is None:
-        return replace(_closed_loop_plan(name, sweep, root, early_stop), power_limit_required=required is not False)
+        return replace(_closed_loop_plan(name, sweep, root, early_stop), power_limit_required=required is not False,
+                       primary=primary)
     produced = kind.points(sweep, root)
     points = _with_seeds(produced.points, sweep, root)
     if not points:
@@ -298,7 +307,20 @@ def plan_sweep(cfg: DictConfig) -> SweepPlan:
     runs, dropped = _specs(Expander(root, _varied_paths(points)), points)
     return SweepPlan(name, sweep["kind"], tuple(runs), tuple(produced.dropped) + tuple(dropped),
                      tuple(_varied_paths(points)), sweep.get("analysis"), early_stop=early_stop,
-                     power_limit_required=required is not False, section=sweep)
+                     power_limit_required=required is not False, primary=primary, section=sweep)
+
+
+def primary_metric(job: Any) -> tuple[str, str] | None:
+    """(metric, mode) from a job config's `_metric_` and `_mode_` (mode defaults to min), or None without a metric."""
+    metric = job.get("_metric_") if job is not None else None
+    if metric is None:
+        return None
+    if not isinstance(metric, str) or not metric:
+        raise ConfigError("job._metric_", f"expected the name of a metric the job returns, e.g. val_loss; got {metric!r}")
+    mode = job.get("_mode_", "min")
+    if mode not in ("min", "max"):
+        raise ConfigError("job._mode_", f"expected min (lower is better) or max, got {mode!r}")
+    return metric, mode
 
 
 def _closed_loop_plan(name: str, sweep: dict[str, Any], root: DictConfig,
