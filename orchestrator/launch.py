@@ -86,6 +86,10 @@ class Fanout:
 class Collector:
     def __init__(self) -> None:
         self.results: dict[str, RunResult] = {}
+        self.specs: dict[str, RunSpec] = {}
+
+    def on_start(self, spec: RunSpec, where: Any) -> None:
+        self.specs[spec.run_key] = spec
 
     def on_end(self, result: RunResult) -> None:
         self.results[result.run_key] = result
@@ -280,16 +284,18 @@ def execute(plan: SweepPlan, cluster: Any, tracking_uri: str, options: Scheduler
         if limited_nodes:
             restore_power_limits(limited_nodes)
     parent_id = ray.get(parent_ref)
-    analysis_warnings: list[str] = []
-    analysis_summary: list[str] = []
+    analysis = Analyzed()
     if (plan.analysis or plan.primary) and status != KILLED and not any(JOURNALED in e for e in errors):
-        analysis_warnings, analysis_summary = analyze(uri, plan.name, plan.analysis, parent_id, plan.primary)
+        analysis = analyze(uri, plan.name, plan.analysis, parent_id, plan.primary)
     names = {**(resume.names if resume else {}), **{s.run_key: s.name for s in specs}, **feed.names}
-    return LaunchSummary(plan.name, uri, _experiment_id(store), parent_id, planned, skipped, skipped_failed,
-                         collector.results, names, tuple(errors),
-                         time.monotonic() - started, tuple(analysis_warnings), tuple(analysis_summary),
-                         planner.budget(),
-                         tuple(f"{point}: {why}" for point, why in feed.refused if "already" not in why))
+    summary = LaunchSummary(plan.name, uri, _experiment_id(store), parent_id, planned, skipped, skipped_failed,
+                            collector.results, names, tuple(errors),
+                            time.monotonic() - started, tuple(analysis.warnings), tuple(analysis.summary),
+                            planner.budget(),
+                            tuple(f"{point}: {why}" for point, why in feed.refused if "already" not in why))
+    if not any(JOURNALED in e for e in errors):
+        write_notes(store, plan, summary, analysis, collector.specs, tags or {})
+    return summary
 
 
 # -- GPU power limits --------------------------------------------------------------------------------------------------
@@ -462,12 +468,24 @@ def _experiment_id(store: MlflowStore) -> str | None:
         return None
 
 
-def analyze(uri: str, sweep: str, spec: Any, parent_id: str,
-            primary: tuple[str, str] | None = None) -> tuple[list[str], list[str]]:
+@dataclass
+class Analyzed:
+    """What a launch's analysis said, for the summary and the notes."""
+
+    warnings: list[str] = field(default_factory=list)
+    summary: list[str] = field(default_factory=list)
+    # The sweep's runs it read (None when it did not run), and the objectives of its first front.
+    runs: Any = None
+    objectives: dict[str, str] | None = None
+    files: list[str] = field(default_factory=list)
+
+
+def analyze(uri: str, sweep: str, spec: Any, parent_id: str, primary: tuple[str, str] | None = None) -> Analyzed:
     """Run the sweep's `analysis:` (without one, the default analysis of the job's primary metric) on all its
-    finished runs and log the report to this launch's parent run; its warnings and summary lines."""
+    finished runs and log the report to this launch's parent run."""
     from orchestrator.analysis import run_analysis
     from orchestrator.analysis.defaults import default_analysis
+    from orchestrator.analysis.spec import validate_analysis_spec
     from orchestrator.sweeps import load_sweep
 
     runs = load_sweep(sweep, tracking_uri=uri).runs
@@ -480,4 +498,70 @@ def analyze(uri: str, sweep: str, spec: Any, parent_id: str,
     store.log_files(parent_id, report.files, "analysis")
     store.log(parent_id, metrics=report.metrics,
               tags={"analysis.warnings": "\n".join(warnings)} if warnings else None)
-    return warnings, list(report.summary)
+    fronts = validate_analysis_spec(spec).frontiers
+    return Analyzed(warnings, list(report.summary), runs, dict(fronts[0].objectives) if fronts else None,
+                    sorted(n for n in report.files if n.endswith(".png")))
+
+
+def write_notes(store: MlflowStore, plan: SweepPlan, summary: LaunchSummary, analysis: Analyzed,
+                specs: Mapping[str, RunSpec], tags: Mapping[str, str]) -> None:
+    """The experiment's, the launch's and this launch's children's notes (see orchestrator/tracking/notes.py).
+    Notes are descriptions: a failure to write one is logged, never fails the launch."""
+    from orchestrator.tracking import notes
+
+    try:
+        experiment_id = summary.experiment_id or store.experiment_id()
+        front = None
+        if analysis.runs is not None and analysis.objectives:
+            from orchestrator.analysis.pareto import pareto_front
+
+            front = pareto_front(analysis.runs, analysis.objectives)
+        counts = {s: summary.count(s) for s in (FINISHED, FAILED, PRUNED, KILLED)}
+        launch = notes.launch_note(
+            plan.name, {**counts, "skipped": summary.skipped}, summary.wall_s,
+            sweep_totals(r.metrics for r in summary.results.values() if r.status in DONE), summary.analysis_summary,
+            summary.analysis_warnings, front, analysis.objectives, analysis.files)
+        if summary.parent_run_id:
+            store.log(summary.parent_run_id, tags={notes.NOTE: launch})
+            latest = notes.run_link(experiment_id, summary.parent_run_id)
+            counted = f"{counts[FINISHED]} finished, {counts[FAILED]} failed, {summary.skipped} skipped"
+            job_target = str(next(iter(specs.values())).job.get("_target_", "")) if specs else ""
+            store.client.set_experiment_tag(experiment_id, notes.NOTE, notes.experiment_note(
+                plan.name, plan.kind, job_target, plan.varied, plan.primary, _command_line(tags),
+                tags.get("orchestrator.cwd"), latest, counted))
+        if front is not None and analysis.objectives is not None:
+            _standings(store, analysis, front, specs, experiment_id)
+    except Exception as exc:  # noqa: BLE001 - a description is not worth failing a finished launch for
+        log.warning("could not write the sweep's notes: %s", exc)
+
+
+def _command_line(tags: Mapping[str, str]) -> str | None:
+    """`orchestrator run <overrides>` from the launch's command tag (a JSON list of overrides), shell-quoted."""
+    import shlex
+
+    raw = tags.get("orchestrator.command")
+    if not raw:
+        return None
+    try:
+        overrides = json.loads(raw)
+    except ValueError:
+        return None
+    config_dir = tags.get("orchestrator.config_dir")
+    return shlex.join(["orchestrator", "run", *([f"--config-dir={config_dir}"] if config_dir else []), *overrides])
+
+
+def _standings(store: MlflowStore, analysis: Analyzed, front: Any, specs: Mapping[str, RunSpec],
+               experiment_id: str) -> None:
+    from orchestrator.masking import mask_secrets
+    from orchestrator.tracking import notes
+
+    objectives = analysis.objectives
+    assert objectives is not None
+    rows = analysis.runs[analysis.runs["run_key"].isin(list(specs))]
+    rows = rows.dropna(subset=list(objectives))
+    for _, row in rows.head(notes.MAX_STANDINGS).iterrows():
+        spec = specs[row["run_key"]]
+        resources = {k: v for k, v in vars(spec.resources).items() if v is not None}
+        config = notes.child_config_note(spec.name, mask_secrets(spec.job), resources, list(spec.varied))
+        store.log(row["run_id"], tags={notes.NOTE: notes.standing_note(config, spec.name, row, front, objectives,
+                                                                        experiment_id)})

@@ -55,6 +55,20 @@ class ScalingFit:
         """The fitted law at the given inputs (n=, d= for chinchilla; x= for power), broadcast together."""
         return evaluate_form(get_form(self.form), self.params, inputs)
 
+    def predict_interval(self, level: float = 0.95, **inputs: ArrayLike) -> tuple[np.ndarray, np.ndarray] | None:
+        """The central `level` percentile interval of the law at the inputs over the bootstrap resamples' parameters
+        (the prediction's uncertainty from the fit, not the runs' noise); None without bootstrap."""
+        if self.samples is None or not len(self.samples):
+            return None
+        shape = (len(self.samples), *np.broadcast_shapes(*(np.shape(v) for v in inputs.values())))
+        column = (-1,) + (1,) * (len(shape) - 1)
+        params = {k: self.samples[k].to_numpy(float).reshape(column) if k in self.samples else v
+                  for k, v in self.params.items()}
+        values = evaluate_form(get_form(self.form), params, {k: np.broadcast_to(v, shape) for k, v in inputs.items()})
+        tail = 100.0 * (1.0 - level) / 2.0
+        low, high = np.nanpercentile(values, [tail, 100.0 - tail], axis=0)
+        return low, high
+
     def compute_optimal(
         self, flops: ArrayLike, *, flops_per_param_token: float = 6.0
     ) -> tuple[np.ndarray, np.ndarray]:

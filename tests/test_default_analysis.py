@@ -1,0 +1,89 @@
+"""What a launch tells its user without an `analysis:` section: the default analysis of the job's primary metric
+(`_metric_`, `_mode_`) and the notes MLflow shows as descriptions, on a real sweep through Ray and MLflow."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+import orchestrator as orc
+from orchestrator.analysis.defaults import default_analysis
+from orchestrator.errors import ConfigError
+from orchestrator.launch import launch
+from orchestrator.sweep.expand import plan_sweep
+
+NOTE = "mlflow.note.content"
+
+
+def test_every_launch_ends_with_the_front_and_a_fit_of_the_jobs_primary_metric(ray_cluster, compose, tracking_uri):
+    summary = launch(compose("job=synthetic", "+sweep=synthetic_demo", f"tracking.uri={tracking_uri}",
+                             "sweep.params.job.sleep_s=0.05"))
+    assert summary.ok
+    client = MlflowClient(tracking_uri=tracking_uri)
+    parent = client.get_run(summary.parent_run_id)
+    sweep = orc.load_sweep("synthetic-demo", tracking_uri)
+    # The runs hold (logical) GPUs, so they cost dollars: the front is of cost_usd against val_loss, the same front
+    # load_sweep computes.
+    front = sweep.frontier({"cost_usd": "min", "val_loss": "min"})
+    assert parent.data.metrics["frontier.cost_usd-val_loss.size"] == len(front)
+    fit = sweep.fit(form="chinchilla", bootstrap=200, seed=0)
+    assert parent.data.metrics["fit.law.alpha"] == pytest.approx(fit.params["alpha"], rel=1e-6)
+    assert any(line.startswith("fit.law (12 runs): alpha ") for line in summary.analysis_summary)
+    assert any(line.startswith(f"frontier.cost_usd-val_loss: {len(front)} of 12 runs on the front")
+               for line in summary.analysis_summary)
+    artifacts = {f.path for f in client.list_artifacts(summary.parent_run_id, "analysis")}
+    assert {"analysis/fit.law.png", "analysis/frontier.cost_usd-val_loss.png"} <= artifacts
+
+    # Notes: the experiment says what the sweep is and links its latest launch; the launch shows the front as a
+    # table; every child says where it stands, and the ones that are not on the front name a run that beats them.
+    experiment = client.get_experiment(summary.experiment_id)
+    assert "A **grid** sweep of `orchestrator.jobs.synthetic.train` over `job.n_params`, `job.tokens`." in \
+        experiment.tags[NOTE]
+    assert f"#/experiments/{summary.experiment_id}/runs/{summary.parent_run_id}" in experiment.tags[NOTE]
+    launch_note = parent.data.tags[NOTE]
+    assert "| 12 | 0 | 0 | 0 | 0 |" in launch_note
+    for name in front["run_name"]:
+        assert f"| {name} |" in launch_note
+    on_front = set(front["run_key"])
+    for child in sweep.all_runs.itertuples():
+        note = client.get_run(child.run_id).data.tags[NOTE]
+        assert f"### {child.run_name}" in note and "| **job.n_params** |" in note
+        assert ("**On the front**" in note) == (child.run_key in on_front), note
+        if child.run_key not in on_front:
+            assert "Dominated by [" in note
+
+
+def test_a_sweep_too_small_for_a_law_gets_the_front_and_says_why_there_is_no_fit(ray_cluster, compose,
+                                                                                    tracking_uri):
+    summary = launch(compose("job=synthetic", "+sweep=synthetic_demo", f"tracking.uri={tracking_uri}",
+                             "~sweep.params", "+sweep.params.job.n_params=[1e7,1e9]",
+                             "+sweep.params.job.tokens=[1e9,1e11]"))
+    assert summary.ok
+    assert ("scaling fit skipped: L(N, D) has 5 parameters; it needs 10 runs with 3 values each of n_params and "
+            "tokens, here 4 runs with 2 and 2") in summary.analysis_warnings
+    parent = MlflowClient(tracking_uri=tracking_uri).get_run(summary.parent_run_id)
+    assert "fit.law.alpha" not in parent.data.metrics and "frontier.cost_usd-val_loss.size" in parent.data.metrics
+
+
+def test_the_cost_axis_is_dollars_then_gpu_hours_then_time_whichever_the_runs_spent():
+    runs = pd.DataFrame({"val_loss": [3.0, 2.0], "cost_usd": [0.0, 0.0], "gpu_hours": [0.1, 0.2], "wall_s": [1, 2]})
+    spec, _ = default_analysis(runs, "val_loss", "min")
+    assert spec["frontiers"] == [{"objectives": {"gpu_hours": "min", "val_loss": "min"}}]
+    spec, _ = default_analysis(runs.assign(cost_usd=[0.3, 0.6]), "val_loss", "min")
+    assert spec["frontiers"][0]["objectives"] == {"cost_usd": "min", "val_loss": "min"}
+    spec, notes = default_analysis(runs.assign(accuracy=[0.5, 0.7]), "accuracy", "max")
+    assert spec == {"frontiers": [{"objectives": {"gpu_hours": "min", "accuracy": "max"}}]} and notes == []
+    spec, notes = default_analysis(runs, "accuracy", "max")
+    assert spec == {} and "no finished run logged the job's metric 'accuracy'" in notes[0]
+
+
+def test_the_primary_metric_is_not_part_of_the_jobs_config_or_its_run_key(compose):
+    plain = plan_sweep(compose("job=synthetic", "+sweep=synthetic_demo"))
+    assert plain.primary == ("val_loss", "min")
+    assert all("_metric_" not in run.job and "_mode_" not in run.job for run in plain.runs)
+    other = plan_sweep(compose("job=synthetic", "+sweep=synthetic_demo", "job._metric_=flops", "job._mode_=max"))
+    assert other.primary == ("flops", "max")
+    assert [r.run_key for r in other.runs] == [r.run_key for r in plain.runs]
+    with pytest.raises(ConfigError, match=r"job._mode_: expected min \(lower is better\) or max, got 'lowest'"):
+        plan_sweep(compose("job=synthetic", "+sweep=synthetic_demo", "job._mode_=lowest"))
