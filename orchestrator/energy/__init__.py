@@ -15,8 +15,10 @@ Metrics of a run (`EnergyReading.metrics`); a quantity that could not be measure
 Tags (`EnergyReading.tags`): energy_source (nvml_counter | nvml_power | rapl | unavailable), energy_unavailable_reason
 ("<code>: <what to do>"), energy_shared ("true"/"false"), energy_share, energy_counter_fallback (short_run |
 counter_not_advanced), gpu_name, gpu_uuid, gpu_board_uuid (MIG), gpu_power_api, cpu_energy_unavailable_reason.
-Curve (`EnergyReading.curve`): system/gpu_power_w, system/cpu_power_w, system/energy_j, system/gpu_util_pct,
-system/gpu_mem_used_bytes, every `curve_interval_s`, plus a point at start and at stop.
+Curve (`EnergyReading.curve`), every `curve_interval_s` plus a point at start and at stop: system/energy_j (the run's
+energy so far), system/cpu_power_w, and per device i of the run, under MLflow's own system-metric names,
+system/gpu_<i>_power_usage_watts (the run's share of its board's power), system/gpu_<i>_utilization_percentage and
+system/gpu_<i>_memory_usage_megabytes.
 
 Rules: device resolution in `orchestrator.energy.devices`; apportioning of shared boards in `orchestrator.energy.share`;
 short runs in `RunMeter` (the counter is used when it advanced over at least `counter_min_s`, default 1 s, else the

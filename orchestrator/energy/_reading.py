@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import zip_longest
+
 from orchestrator.energy._run import RunState
 from orchestrator.energy._tracks import COUNTER, POWER
 from orchestrator.energy.share import run_is_shared
@@ -96,11 +98,13 @@ def _device_stats(state: RunState) -> dict[str, float]:
 
 
 def curve_values(state: RunState, energy_j: float | None) -> dict[str, float | None]:
-    """The values of one curve point (keys get the ``system/`` prefix when recorded)."""
-    return {
-        "gpu_power_w": state.gpu_power_w,
-        "cpu_power_w": state.cpu_power_w,
-        "energy_j": energy_j,
-        "gpu_util_pct": state.util_pct,
-        "gpu_mem_used_bytes": float(state.mem_used_bytes) if state.mem_used_bytes is not None else None,
-    }
+    """The values of one curve point (keys get the ``system/`` prefix when recorded): per device i of the run, under
+    the names MLflow's own system metrics use (so the UI puts them with its System metrics charts), the run's share of
+    the board's power, utilisation and memory; the run's energy so far and the CPU packages' power."""
+    values: dict[str, float | None] = {"energy_j": energy_j, "cpu_power_w": state.cpu_power_w}
+    for i, (power, util, mem) in enumerate(zip_longest(state.device_power_w, state.device_util_pct,
+                                                       state.device_mem_bytes)):
+        values[f"gpu_{i}_power_usage_watts"] = power
+        values[f"gpu_{i}_utilization_percentage"] = util
+        values[f"gpu_{i}_memory_usage_megabytes"] = None if mem is None else mem / 2**20
+    return values

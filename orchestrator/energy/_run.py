@@ -42,6 +42,11 @@ class RunState:
         self.cpu_power_peak_w: float | None = None
         self.util_pct: float | None = None
         self.mem_used_bytes: int | None = None
+        # Per device, in CUDA_VISIBLE_DEVICES order, at the last sample: the run's share of its board's power, its
+        # utilisation and memory in use (None where not read).
+        self.device_power_w: list[float | None] = [None] * len(self.devices)
+        self.device_util_pct: list[float | None] = [None] * len(self.devices)
+        self.device_mem_bytes: list[int | None] = [None] * len(self.devices)
         self._cpu_last: tuple[float, float] | None = None
 
     def _open_gpus(self, device_order: str | None) -> str | None:
@@ -70,12 +75,14 @@ class RunState:
     def sample(self, t: float) -> None:
         """One round of readings at clock time `t`."""
         self._sample_power(t)
-        utils = [u for u in (_read(d.utilization_pct) for d in self.devices) if u is not None]
+        self.device_util_pct = [_read(d.utilization_pct) for d in self.devices]
+        utils = [u for u in self.device_util_pct if u is not None]
         self.util_pct = sum(utils) / len(utils) if utils else None
         if self.util_pct is not None:
             self.util_sum_pct += self.util_pct
             self.util_samples += 1
         used = [_read(device.memory_used_bytes) for device in self.devices]
+        self.device_mem_bytes = used
         for i, value in enumerate(used):
             if value is not None:
                 self.mem_peak_bytes[i] = max(value, self.mem_peak_bytes[i] or 0)
@@ -83,7 +90,10 @@ class RunState:
         self._sample_cpu(t)
 
     def _sample_power(self, t: float) -> None:
-        self.gpu_power_w = self._apportion({uuid: board.add_power(t) for uuid, board in self.boards.items()})
+        per_board = {uuid: board.add_power(t) for uuid, board in self.boards.items()}
+        self.device_power_w = [None if per_board.get(d.board_uuid) is None else share * per_board[d.board_uuid]
+                               for d, share in zip(self.devices, self.shares)] if self.boards else []
+        self.gpu_power_w = self._apportion(per_board)
         if self.gpu_power_w is not None:
             self.gpu_power_peak_w = max(self.gpu_power_w, self.gpu_power_peak_w or 0.0)
 
