@@ -40,7 +40,8 @@ def test_every_launch_ends_with_the_front_and_a_fit_of_the_jobs_primary_metric(r
     experiment = client.get_experiment(summary.experiment_id)
     assert "A **grid** sweep of `orchestrator.jobs.synthetic.train` over `job.n_params`, `job.tokens`." in \
         experiment.tags[NOTE]
-    assert f"#/experiments/{summary.experiment_id}/runs/{summary.parent_run_id}" in experiment.tags[NOTE]
+    assert (f"#/experiments/{summary.experiment_id}/runs/{summary.parent_run_id}?workflowType=machine_learning"
+            in experiment.tags[NOTE])
     launch_note = parent.data.tags[NOTE]
     assert "| 12 | 0 | 0 | 0 | 0 |" in launch_note
     for name in front["run_name"]:

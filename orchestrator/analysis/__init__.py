@@ -1,4 +1,5 @@
-"""Aggregator math on plain DataFrames: scaling-law fits, IsoFLOP analysis, Pareto fronts, power limits, plots, reports.
+"""Aggregator math on plain DataFrames: scaling-law fits, IsoFLOP analysis, Pareto fronts, power limits, parameter
+importance, plots, reports.
 
 Names are imported lazily on first use, so `import orchestrator.analysis` stays cheap (no scipy,
 matplotlib or pandas until a function that needs them is called).
@@ -17,11 +18,15 @@ if TYPE_CHECKING:
         TooFewPointsError,
     )
     from orchestrator.analysis._hypervolume import hypervolume
+    from orchestrator.analysis.importance import ParamImportance, parameter_importance
     from orchestrator.analysis.isoflop import IsoFlopFit, fit_isoflop
     from orchestrator.analysis.pareto import pareto_front
     from orchestrator.analysis._power_cost import UsdCost, ZeusCost
     from orchestrator.analysis.plots import (
+        plot_cost_breakdown,
+        plot_importance,
         plot_isoflop,
+        plot_parallel_coordinates,
         plot_pareto_front,
         plot_power_frontier,
         plot_scaling_fit,
@@ -44,11 +49,16 @@ _EXPORTS = {
     "power_frontier": "power",
     "PowerFrontier": "power",
     "ZeusCost": "_power_cost",
+    "parameter_importance": "importance",
+    "ParamImportance": "importance",
     "UsdCost": "_power_cost",
     "plot_scaling_fit": "plots",
     "plot_isoflop": "plots",
     "plot_pareto_front": "plots",
     "plot_power_frontier": "plots",
+    "plot_parallel_coordinates": "plots",
+    "plot_importance": "plots",
+    "plot_cost_breakdown": "plots",
     "save_png": "plots",
     "png_bytes": "plots",
     "run_analysis": "report",

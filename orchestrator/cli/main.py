@@ -25,16 +25,19 @@ commands:
                                                           scaling law fitted to the finished runs, with 95% intervals
   frontier <sweep> --objective COL:min|max [...] [--json] [--plot PNG] [--tracking-uri URI]
                                                           the non-dominated finished runs (Pareto front)
+  report <sweep> [-o HTML] [--metric COL] [--mode min|max] [--cost COL] [--tracking-uri URI]
+                                                          the sweep as one self-contained HTML page (default
+                                                          report.html): totals, frontier, fits, failures, ...
   doctor                                                  which energy meters work on this machine, and why not
 """
 
 
 def _commands() -> dict[str, Callable[[list[str]], int]]:
-    from orchestrator.cli import doctor, fit, frontier, init, jobs, recost, resume, run, status, submit
+    from orchestrator.cli import doctor, fit, frontier, init, jobs, recost, report, resume, run, status, submit
 
     return {"init": init.main, "run": run.main, "submit": submit.submit_main, "logs": jobs.logs_main, "stop": jobs.stop_main,
             "resume": resume.main, "status": status.main, "recost": recost.main, "fit": fit.main,
-            "frontier": frontier.main, "doctor": doctor.main}
+            "frontier": frontier.main, "report": report.main, "doctor": doctor.main}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,7 +35,8 @@ def _clip(text: str) -> str:
 
 
 def run_link(experiment_id: str, run_id: str) -> str:
-    return f"#/experiments/{experiment_id}/runs/{run_id}"
+    """A link within the MLflow UI to a run, in its model-training views (MLflow 3.17 opens GenAI ones otherwise)."""
+    return f"#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
 
 
 def child_config_note(name: str, job: Mapping[str, Any], resources: Mapping[str, Any],
