@@ -88,3 +88,15 @@ def test_the_primary_metric_is_not_part_of_the_jobs_config_or_its_run_key(compos
     assert [r.run_key for r in other.runs] == [r.run_key for r in plain.runs]
     with pytest.raises(ConfigError, match=r"job._mode_: expected min \(lower is better\) or max, got 'lowest'"):
         plan_sweep(compose("job=synthetic", "+sweep=synthetic_demo", "job._mode_=lowest"))
+
+
+def test_the_demo_ends_with_its_front_and_says_why_it_has_no_fit(ray_cluster, compose, tracking_uri):
+    """The README's first sweep (the LM demo), with fewer tokens: 3 widths x 2 token budgets."""
+    summary = launch(compose("+sweep=lm_demo", f"tracking.uri={tracking_uri}", "~sweep.params.job.tokens",
+                             "+sweep.params.job.tokens=[2048,8192]", "job.eval_interval=4", "job.threads=1"))
+    assert summary.ok and summary.count("FINISHED") == 6
+    front = orc.load_sweep("lm-demo", tracking_uri).frontier({"cost_usd": "min", "val_loss": "min"})
+    assert any(line.startswith(f"frontier.cost_usd-val_loss: {len(front)} of 6 runs on the front: ")
+               for line in summary.analysis_summary)
+    assert ("scaling fit skipped: L(N, D) has 5 parameters; it needs 10 runs with 3 values each of n_params and "
+            "tokens, here 6 runs with 3 and 2") in summary.analysis_warnings

@@ -345,7 +345,7 @@ def _closed_loop_plan(name: str, sweep: dict[str, Any], root: DictConfig,
         raise ConfigError("sweep.early_stop", "early stopping keeps runs that can reach the front; a law design "
                           "picks every run for its final value, on the front or not, so it does not stop runs")
     analysis = sweep.get("analysis") or _goal_analysis(spec)
-    return SweepPlan(name, "adaptive", (), (), tuple(varied), analysis, spec, expander, early_stop, sweep)
+    return SweepPlan(name, "adaptive", (), (), tuple(varied), analysis, spec, expander, early_stop, section=sweep)
 
 
 def _goal_analysis(spec: AdaptiveSpec) -> dict[str, Any]:
