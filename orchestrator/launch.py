@@ -205,7 +205,8 @@ def launch(cfg: DictConfig, events: RunEvents | None = None,
     options = scheduler_options(cfg)
     return execute(plan, cfg.cluster, str(cfg.tracking.uri), options, _parent_params(cfg, plan, options.run),
                    _parent_texts(cfg, plan), events=events, should_stop=should_stop, on_plan=on_plan,
-                   rerun_failed=bool(cfg.execution.rerun_failed), tags=tags)
+                   rerun_failed=bool(cfg.execution.rerun_failed), tags=tags,
+                   report=bool(cfg.tracking.get("report", True)))
 
 
 def execute(plan: SweepPlan, cluster: Any, tracking_uri: str, options: SchedulerOptions,
@@ -213,7 +214,8 @@ def execute(plan: SweepPlan, cluster: Any, tracking_uri: str, options: Scheduler
             should_stop: Callable[[], bool] = lambda: False,
             on_plan: Callable[[SweepPlan, int, int], None] | None = None,
             skip_done: bool = True, rerun_failed: bool = False,
-            resume: LaunchSummary | None = None, tags: dict[str, str] | None = None) -> LaunchSummary:
+            resume: LaunchSummary | None = None, tags: dict[str, str] | None = None,
+            report: bool = False) -> LaunchSummary:
     """Run a validated plan: connect, check resources, skip what is done (unless `skip_done` is off, as for a
     Hydra multirun, which expects every job to run), track the launch as one parent run. Entry points build the plan
     (`launch` from the sweep config, the Hydra launcher from its job overrides) and call this.
@@ -295,6 +297,8 @@ def execute(plan: SweepPlan, cluster: Any, tracking_uri: str, options: Scheduler
                             tuple(f"{point}: {why}" for point, why in feed.refused if "already" not in why))
     if not any(JOURNALED in e for e in errors):
         write_notes(store, plan, summary, analysis, collector.specs, tags or {})
+        if report and status != KILLED:
+            log_report(store, plan, parent_id)
     return summary
 
 
@@ -533,6 +537,19 @@ def write_notes(store: MlflowStore, plan: SweepPlan, summary: LaunchSummary, ana
             _standings(store, analysis, front, specs, experiment_id)
     except Exception as exc:  # noqa: BLE001 - a description is not worth failing a finished launch for
         log.warning("could not write the sweep's notes: %s", exc)
+
+
+def log_report(store: MlflowStore, plan: SweepPlan, parent_id: str) -> None:
+    """report.html (orchestrator/report/) on the launch's parent run, where MLflow shows it inline; a report that
+    cannot be built is logged, never fails the launch."""
+    from orchestrator.report import report_bytes
+
+    try:
+        page = report_bytes(store.uri, plan.name, *(plan.primary or ("val_loss", "min")), analysis=plan.analysis,
+                            launch_run_id=parent_id)
+        store.log_files(parent_id, {"report.html": page}, "")
+    except Exception as exc:  # noqa: BLE001 - the runs and their analysis are logged; the page is a view of them
+        log.warning("could not write the sweep's report.html: %s", exc)
 
 
 def _command_line(tags: Mapping[str, str]) -> str | None:

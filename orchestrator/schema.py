@@ -49,6 +49,8 @@ class ClusterConf:
 class TrackingConf:
     # MLflow tracking URI: a SQLite file (relative to the directory you run from) or http://host:port of a server.
     uri: str = "sqlite:///mlflow.db"
+    # At the end of each launch, log report.html (the sweep as one self-contained page) on its parent run.
+    report: bool = True
 
 
 @dataclass

@@ -52,7 +52,8 @@ def compose() -> Callable[..., Any]:
     from orchestrator.project import compose as compose_run_config
 
     def _compose(*overrides: str) -> Any:
-        return compose_run_config(list(overrides))
+        # report.html takes seconds to build per launch; tests/test_html_report.py and the browser test turn it on.
+        return compose_run_config(["tracking.report=false", *overrides])
 
     return _compose
 

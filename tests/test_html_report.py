@@ -203,3 +203,13 @@ def test_a_sweep_too_small_to_analyse_says_why_section_by_section(ray_cluster, t
     assert "parameter importance needs at least 8 usable rows, got 3" in sections["importance"]["reason"]
     assert sections["failures"]["reason"] == "none: all 3 child runs finished"
     assert page.shown["importance"] == "false"
+
+
+def test_each_launch_logs_its_report_on_its_parent_run(grid, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=grid["uri"])
+    assert "report.html" in {f.path for f in client.list_artifacts(grid["launch"])}
+    logged = _Page(Path(client.download_artifacts(grid["launch"], "report.html", str(tmp_path))).read_text())
+    assert logged.data["sweep"] == SWEEP
+    assert logged.data["fit"]["fits"][0]["params"] == grid["page"].data["fit"]["fits"][0]["params"]

@@ -70,7 +70,8 @@ def boards(n: int, **options: object) -> list[FakeBoard]:
 
 def run(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "orchestrator", "run", "job=power_probe", "+sweep=limits",
-                           "tracking.uri=sqlite:///mlflow.db", "energy.sample_interval_s=0.05", *args],
+                           "tracking.uri=sqlite:///mlflow.db", "tracking.report=false", "energy.sample_interval_s=0.05",
+                           *args],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
 
 

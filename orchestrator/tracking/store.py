@@ -215,7 +215,7 @@ class MlflowStore:
             for name, data in files.items():
                 (Path(tmp) / name).write_bytes(data)
             with self._vendor(f"artifacts {folder}/ of run {run_id}"):
-                self.client.log_artifacts(run_id, tmp, folder)
+                self.client.log_artifacts(run_id, tmp, folder or None)
 
     def log(self, run_id: str, params: Mapping[str, str] | None = None, metrics: Mapping[str, float] | None = None,
             tags: Mapping[str, Any] | None = None, timestamp_ms: int | None = None, step: int = 0) -> None:
