@@ -59,6 +59,8 @@ class LaunchSummary:
     budget: BudgetState | None = None
     # Proposals the engine did not run, and why (a closed-loop sweep's; e.g. a run that already ended).
     refused: tuple[str, ...] = ()
+    # The sweep's saved view in the MLflow UI ("#/experiments/<id>/runs?viewStateShareKey=..."), None without one.
+    view_link: str | None = None
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results.values() if r.status == status)
@@ -296,6 +298,7 @@ def execute(plan: SweepPlan, cluster: Any, tracking_uri: str, options: Scheduler
                             planner.budget(),
                             tuple(f"{point}: {why}" for point, why in feed.refused if "already" not in why))
     if not any(JOURNALED in e for e in errors):
+        summary = replace(summary, view_link=write_sweep_view(store, plan, summary))
         write_notes(store, plan, summary, analysis, collector.specs, tags or {})
         if report and status != KILLED:
             log_report(store, plan, parent_id)
@@ -532,11 +535,27 @@ def write_notes(store: MlflowStore, plan: SweepPlan, summary: LaunchSummary, ana
             job_target = str(next(iter(specs.values())).job.get("_target_", "")) if specs else ""
             store.client.set_experiment_tag(experiment_id, notes.NOTE, notes.experiment_note(
                 plan.name, plan.kind, job_target, plan.varied, plan.primary, _command_line(tags),
-                tags.get("orchestrator.cwd"), latest, counted))
+                tags.get("orchestrator.cwd"), latest, counted, summary.view_link))
         if front is not None and analysis.objectives is not None:
             _standings(store, analysis, front, specs, experiment_id)
     except Exception as exc:  # noqa: BLE001 - a description is not worth failing a finished launch for
         log.warning("could not write the sweep's notes: %s", exc)
+
+
+def write_sweep_view(store: MlflowStore, plan: SweepPlan, summary: LaunchSummary) -> str | None:
+    """The sweep's saved view (orchestrator/tracking/view.py), written when the job names its primary metric; its
+    link, or None when there is none (no primary metric, another MLflow UI, a failed write: the plain link serves)."""
+    from orchestrator.tracking.view import SweepView, param_key, write_view
+
+    if plan.primary is None or summary.experiment_id is None:
+        return None
+    metrics = [r.metrics for r in summary.results.values()]
+    present = [m for m in ("cost_usd", "gpu_hours", "energy_j") if any(m in r for r in metrics)]
+    curves = [m for m in (plan.primary[0], "train_loss") if any(m in r for r in metrics)]
+    view = SweepView(summary.experiment_id, plan.name, [param_key(p) for p in plan.varied], plan.primary, present,
+                     curves)
+    link = write_view(store.client, view)
+    return link.link if link.saved else None
 
 
 def log_report(store: MlflowStore, plan: SweepPlan, parent_id: str) -> None:

@@ -193,8 +193,17 @@ def report(console: Console, summary: Any) -> None:
                       "launch row)", highlight=False)
     for error in summary.tracking_errors[:5]:
         console.print(f"tracking error: {error}", style="red")
+    view = getattr(summary, "view_link", None)
     if summary.tracking_uri.startswith(("http://", "https://")):
-        console.print(f"Open in MLflow: {runs_link(summary.tracking_uri.rstrip('/'), summary.experiment_id)}", soft_wrap=True)
+        base = summary.tracking_uri.rstrip("/")
+        console.print(f"Open in MLflow: {f'{base}/{view}' if view else runs_link(base, summary.experiment_id)}",
+                      soft_wrap=True)
     else:
+        base = "http://127.0.0.1:5000"
         console.print(f"Open the MLflow UI:  {ui_command(summary.tracking_uri)}", soft_wrap=True)
-        console.print(f"then browse to       {runs_link('http://127.0.0.1:5000', summary.experiment_id)}", soft_wrap=True)
+        console.print(f"then browse to       {f'{base}/{view}' if view else runs_link(base, summary.experiment_id)}",
+                      soft_wrap=True)
+    if view:
+        console.print("(the sweep's saved view: its runs with the swept parameters, the primary metric and cost as "
+                      "columns; the Chart toggle shows parallel coordinates, cost against the metric, the curves)",
+                      highlight=False)
