@@ -549,8 +549,11 @@ def write_sweep_view(store: MlflowStore, plan: SweepPlan, summary: LaunchSummary
 
     if plan.primary is None or summary.experiment_id is None:
         return None
+    from orchestrator.analysis.defaults import COST_COLUMNS
+
     metrics = [r.metrics for r in summary.results.values()]
-    present = [m for m in ("cost_usd", "gpu_hours", "energy_j") if any(m in r for r in metrics)]
+    spent = [m for m in COST_COLUMNS if any((r.get(m) or 0) > 0 for r in metrics)]  # charted: the first, as the
+    present = spent + [m for m in ("energy_j",) if any(m in r for r in metrics)]   # default analysis's front
     curves = [m for m in (plan.primary[0], "train_loss") if any(m in r for r in metrics)]
     view = SweepView(summary.experiment_id, plan.name, [param_key(p) for p in plan.varied], plan.primary, present,
                      curves)

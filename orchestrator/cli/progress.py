@@ -188,9 +188,6 @@ def report(console: Console, summary: Any) -> None:
         console.print(line, soft_wrap=True, highlight=False)
     for warning in summary.analysis_warnings:
         console.print(f"analysis: {warning}", style="yellow")
-    if summary.analysis_summary and summary.parent_run_id:
-        console.print("Plots and tables: the launch's run in MLflow, Artifacts > analysis/ (link below, then the "
-                      "launch row)", highlight=False)
     for error in summary.tracking_errors[:5]:
         console.print(f"tracking error: {error}", style="red")
     view = getattr(summary, "view_link", None)
@@ -207,3 +204,7 @@ def report(console: Console, summary: Any) -> None:
         console.print("(the sweep's saved view: its runs with the swept parameters, the primary metric and cost as "
                       "columns; the Chart toggle shows parallel coordinates, cost against the metric, the curves)",
                       highlight=False)
+    if summary.parent_run_id and (summary.analysis_summary or summary.analysis_warnings):
+        launch = f"{base}/#/experiments/{summary.experiment_id}/runs/{summary.parent_run_id}"
+        console.print(f"This launch (its notes; plots, tables and report.html under Artifacts): "
+                      f"{launch}?workflowType=machine_learning", soft_wrap=True, highlight=False)
