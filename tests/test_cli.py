@@ -58,7 +58,8 @@ def test_a_sweep_with_a_failing_run_reports_it_and_exits_non_zero_then_resumes(t
     assert "3 finished, 3 failed" in result.stdout
     assert "RuntimeError: synthetic job asked to fail" in result.stdout
     assert f"mlflow ui --backend-store-uri sqlite:///{cwd / 'mlflow.db'} --host 127.0.0.1" in result.stdout
-    assert "#/experiments/1/runs?workflowType=machine_learning" in result.stdout
+    # The sweep's saved view (its job names a primary metric), opened on the model-training UI.
+    assert "#/experiments/1/runs?viewStateShareKey=orchestrator-mine&workflowType=machine_learning" in result.stdout
     client = MlflowClient(tracking_uri=f"sqlite:///{cwd / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("mine").experiment_id],
                               "tags.`orchestrator.role` = 'child'")
