@@ -290,7 +290,11 @@ def execute(plan: SweepPlan, cluster: Any, tracking_uri: str, options: Scheduler
     parent_id = ray.get(parent_ref)
     analysis = Analyzed()
     if (plan.analysis or plan.primary) and status != KILLED and not any(JOURNALED in e for e in errors):
-        analysis = analyze(uri, plan.name, plan.analysis, parent_id, plan.primary)
+        try:
+            analysis = analyze(uri, plan.name, plan.analysis, parent_id, plan.primary)
+        except Exception as exc:  # noqa: BLE001 - every run is tracked; an analysis that breaks is a warning
+            log.warning("the launch's analysis failed: %s", exc)
+            analysis = Analyzed(warnings=[f"analysis failed: {type(exc).__name__}: {exc}"])
     names = {**(resume.names if resume else {}), **{s.run_key: s.name for s in specs}, **feed.names}
     summary = LaunchSummary(plan.name, uri, _experiment_id(store), parent_id, planned, skipped, skipped_failed,
                             collector.results, names, tuple(errors),
@@ -547,7 +551,7 @@ def write_sweep_view(store: MlflowStore, plan: SweepPlan, summary: LaunchSummary
     link, or None when there is none (no primary metric, another MLflow UI, a failed write: the plain link serves)."""
     from orchestrator.tracking.view import SweepView, param_key, write_view
 
-    if plan.primary is None or summary.experiment_id is None:
+    if plan.primary is None or summary.experiment_id is None or not summary.results:
         return None
     from orchestrator.analysis.defaults import COST_COLUMNS
 
