@@ -595,7 +595,6 @@ def _command_line(tags: Mapping[str, str]) -> str | None:
 
 def _standings(store: MlflowStore, analysis: Analyzed, front: Any, specs: Mapping[str, RunSpec],
                experiment_id: str) -> None:
-    from orchestrator.masking import mask_secrets
     from orchestrator.tracking import notes
 
     objectives = analysis.objectives
@@ -604,7 +603,6 @@ def _standings(store: MlflowStore, analysis: Analyzed, front: Any, specs: Mappin
     rows = rows.dropna(subset=list(objectives))
     for _, row in rows.head(notes.MAX_STANDINGS).iterrows():
         spec = specs[row["run_key"]]
-        resources = {k: v for k, v in vars(spec.resources).items() if v is not None}
-        config = notes.child_config_note(spec.name, mask_secrets(spec.job), resources, list(spec.varied))
+        config = notes.spec_note(spec)
         store.log(row["run_id"], tags={notes.NOTE: notes.standing_note(config, spec.name, row, front, objectives,
                                                                         experiment_id)})

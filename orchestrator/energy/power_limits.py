@@ -39,9 +39,10 @@ RECORDS_ENV = "ORCHESTRATOR_POWER_RECORDS"
 # Seconds `hold` waits for the holders of a different limit to go (a killed executor may take a moment to exit).
 CONFLICT_WAIT_S = 10.0
 NO_PERMISSION = "nvml_no_permission"
-PERMISSION_HINT = ("setting GPU power limits needs root (or CAP_SYS_ADMIN) where the Ray workers run; or set "
-                   "sweep.power_limit_required=false to run at the boards' default limits (runs are tagged "
-                   "power_limit_status=not_permitted)")
+NOT_REQUIRED_HINT = ("set sweep.power_limit_required=false to run at the boards' default limits (runs are tagged "
+                     "power_limit_status=not_permitted)")
+PERMISSION_HINT = ("setting GPU power limits needs root (or CAP_SYS_ADMIN) where the Ray workers run; or "
+                   + NOT_REQUIRED_HINT)
 
 
 class PowerLimitError(OrchestratorError):
@@ -119,7 +120,7 @@ def check_limits(requests: Iterable[tuple[str, float]], nodes: Sequence[NodeLimi
     for node in nodes:
         if node.error is not None and required:
             raise ConfigError(field_, f"cannot read GPU power limits on node {node.node}: {node.error}; "
-                                      f"{PERMISSION_HINT.split('; or ')[1]}")
+                                      f"{NOT_REQUIRED_HINT}")
         for board in node.boards:
             for request in requests:
                 limit_w = target_mw(request, board.default_w * 1000) / 1000
@@ -135,24 +136,23 @@ def check_limits(requests: Iterable[tuple[str, float]], nodes: Sequence[NodeLimi
 
 
 def probe_cluster(node_ids: Sequence[str]) -> list[NodeLimits]:
-    """`probe_node` on each of these Ray nodes (a zero-CPU task pinned to each)."""
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    task = ray.remote(num_cpus=0, max_retries=0)(probe_node)
-    return ray.get([task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False)).remote()
-                    for n in node_ids])
+    """`probe_node` on each of these Ray nodes."""
+    return _on_each_node(probe_node, node_ids)
 
 
 def restore_on_nodes(node_ids: Sequence[str]) -> list[str]:
     """`restore_left_behind` on each of these Ray nodes; what each restored ("node: board uuid")."""
+    return [item for restored in _on_each_node(restore_left_behind, node_ids, 5.0) for item in restored]
+
+
+def _on_each_node(fn: Any, node_ids: Sequence[str], *args: Any) -> list[Any]:
+    """fn(*args) on each Ray node, as a zero-CPU task pinned there; the results in node order."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    task = ray.remote(num_cpus=0, max_retries=0)(restore_left_behind)
-    refs = [task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False)).remote(5.0)
-            for n in node_ids]
-    return [item for restored in ray.get(refs) for item in restored]
+    task = ray.remote(num_cpus=0, max_retries=0)(fn)
+    return ray.get([task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False)).remote(*args)
+                    for n in node_ids])
 
 
 # -- on a node: holding limits -------------------------------------------------------------------------------------

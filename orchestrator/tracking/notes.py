@@ -50,6 +50,14 @@ def child_config_note(name: str, job: Mapping[str, Any], resources: Mapping[str,
     return _clip(f"### {name}\n\n| setting | value |\n|---|---|\n" + "\n".join(rows) + "\n")
 
 
+def spec_note(spec: Any) -> str:
+    """`child_config_note` of a RunSpec: its job config with secrets masked, the resources it asks, swept first."""
+    from orchestrator.masking import mask_secrets
+
+    resources = {k: v for k, v in vars(spec.resources).items() if v is not None}
+    return child_config_note(spec.name, mask_secrets(spec.job), resources, list(spec.varied))
+
+
 def _flatten(config: Mapping[str, Any], prefix: str) -> Iterable[tuple[str, Any]]:
     for key, value in config.items():
         if isinstance(value, Mapping):

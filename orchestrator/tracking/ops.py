@@ -12,10 +12,10 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Mapping, Sequence
 
-from orchestrator.masking import is_secret, mask_secrets
+from orchestrator.masking import is_secret
 from orchestrator.records import KILLED, PRUNED, CurvePoint, RunResult, RunSpec
 from orchestrator.tracking.flatten import metric_name_for, number, params_of
-from orchestrator.tracking.notes import NOTE, child_config_note
+from orchestrator.tracking.notes import NOTE, spec_note
 from orchestrator.tracking.store import ROLE, MlflowStore, TrackingUnreachable
 
 Op = dict[str, Any]
@@ -45,7 +45,7 @@ def create_child(sweep: str, spec: RunSpec, where: Mapping[str, Any]) -> Op:
             "device": ",".join(f"gpu:{g}" for g in where.get("gpu_ids", [])) or "cpu"}
     resources = {k: v for k, v in vars(spec.resources).items() if v is not None or not k.startswith("power_limit")}
     params = {**params_of(spec.job), **params_of(resources, "resources.")}
-    tags[NOTE] = child_config_note(spec.name, mask_secrets(spec.job), resources, list(spec.varied))
+    tags[NOTE] = spec_note(spec)
     metrics = {metric_name_for(p): number(v) for p, v in spec.varied.items() if not is_secret(p)}
     return {"op": "create", "target": spec.run_key, "name": spec.name, "tags": tags, "params": params,
             "metrics": {k: v for k, v in metrics.items() if v is not None},
