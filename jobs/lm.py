@@ -68,6 +68,8 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError("precision", f"must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
     if cfg.get("threads") is not None:
         _require_positive_int(cfg, "threads")
+    if cfg.get("eval_windows") is not None:
+        _require_positive_int(cfg, "eval_windows")
 
 
 def check_model_shape(cfg: DictConfig) -> None:
@@ -151,9 +153,11 @@ def random_batch(data: torch.Tensor, cfg: DictConfig, generator: torch.Generator
 def eval_batches(data: torch.Tensor, cfg: DictConfig) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Fixed evaluation batches: windows evenly spaced over the whole split, the same for every seed and step.
 
-    Every run of a sweep is scored on the same bytes, and the validation curve carries no sampling noise.
+    Every run of a sweep is scored on the same bytes, and the validation curve carries no sampling noise. There are
+    `eval_batches` x `batch_size` windows, or `eval_windows` where the config has that optional key, so that runs of
+    different batch sizes are scored on the same bytes too (a multiple of every batch size weights windows equally).
     """
-    n_windows = cfg.eval_batches * cfg.batch_size
+    n_windows = cfg.get("eval_windows") or cfg.eval_batches * cfg.batch_size
     starts = torch.linspace(0, len(data) - cfg.context - 1, n_windows).long()
     return [_windows(data, chunk, cfg.context) for chunk in starts.split(cfg.batch_size)]
 

@@ -3,6 +3,7 @@
     import orchestrator as orc
     sweep = orc.load_sweep("lm-scaling")
     fit = orc.fit_scaling_law(sweep.runs, form="chinchilla", bootstrap=1000)
+    lr = orc.fit_optimal_hparams(sweep.runs, hparam="lr", over=["n_params", "tokens"], loss="val_loss")
     front = orc.pareto_front(sweep.runs, {"cost_usd": "min", "val_loss": "min"})
 
 Names load on first use, so `import orchestrator` imports none of ray, mlflow, pynvml, torch, scipy, pandas,
@@ -16,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from orchestrator.analysis._hypervolume import hypervolume
+    from orchestrator.analysis.hparams import fit_optimal_hparams
     from orchestrator.analysis.isoflop import fit_isoflop
+    from orchestrator.analysis.grouped_front import grouped_front
     from orchestrator.analysis.pareto import pareto_front
     from orchestrator.analysis.plots import plot_isoflop, plot_pareto_front, plot_scaling_fit
     from orchestrator.analysis.scaling import fit_scaling_law
@@ -28,7 +31,9 @@ _EXPORTS = {
     "Sweep": "orchestrator.sweeps",
     "fit_scaling_law": "orchestrator.analysis.scaling",
     "fit_isoflop": "orchestrator.analysis.isoflop",
+    "fit_optimal_hparams": "orchestrator.analysis.hparams",
     "pareto_front": "orchestrator.analysis.pareto",
+    "grouped_front": "orchestrator.analysis.grouped_front",
     "hypervolume": "orchestrator.analysis._hypervolume",
     "plot_scaling_fit": "orchestrator.analysis.plots",
     "plot_isoflop": "orchestrator.analysis.plots",

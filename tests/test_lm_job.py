@@ -157,6 +157,7 @@ def test_threads_field_sets_torch_threads_only_for_the_run() -> None:
         ({"precision": "fp8"}, "precision"),
         ({"precision": "fp16", "device": "cpu"}, "precision"),
         ({"device": "tpu"}, "device"),
+        ({"eval_windows": 0}, "eval_windows"),
     ],
 )
 def test_invalid_config_raises_value_error_naming_the_field(overrides: dict[str, Any], field: str) -> None:
@@ -164,6 +165,19 @@ def test_invalid_config_raises_value_error_naming_the_field(overrides: dict[str,
     with pytest.raises(ValueError, match=rf"^{field}: "):
         train(lm_config(**overrides), ctx)
     assert ctx.curves == []  # refused before training
+
+
+def test_eval_windows_scores_every_batch_size_on_the_same_validation_bytes() -> None:
+    from orchestrator.jobs.lm import eval_batches, load_corpus, split_corpus
+
+    _, val = split_corpus(load_corpus())
+
+    def windows(**overrides: Any) -> torch.Tensor:
+        return torch.cat([x for x, _ in eval_batches(val, lm_config(**overrides))])
+
+    assert torch.equal(windows(batch_size=4, eval_windows=64), windows(batch_size=16, eval_windows=64))
+    assert len(windows(batch_size=4, eval_windows=64)) == 64
+    assert len(windows(batch_size=4)) == 4 * 8  # without it: eval_batches x batch_size, as before
 
 
 def test_non_embedding_params_refuses_an_invalid_shape() -> None:

@@ -19,14 +19,21 @@ if TYPE_CHECKING:
     )
     from orchestrator.analysis._hypervolume import hypervolume
     from orchestrator.analysis.importance import ParamImportance, parameter_importance
+    from orchestrator.analysis.hparams import OptimalHparamFit, fit_optimal_hparams
     from orchestrator.analysis.isoflop import IsoFlopFit, fit_isoflop
+    from orchestrator.analysis.sensitivity import ExponentSensitivity, exponent_sensitivity
+    from orchestrator.analysis.grouped_front import GroupedFront, grouped_front
     from orchestrator.analysis.pareto import pareto_front
     from orchestrator.analysis._power_cost import UsdCost, ZeusCost
     from orchestrator.analysis.plots import (
         plot_cost_breakdown,
+        plot_exponent_sensitivity,
+        plot_hparam_landscape,
         plot_importance,
         plot_isoflop,
+        plot_optimal_hparam_law,
         plot_parallel_coordinates,
+        plot_grouped_front,
         plot_pareto_front,
         plot_power_frontier,
         plot_scaling_fit,
@@ -44,7 +51,13 @@ _EXPORTS = {
     "ScalingFit": "scaling",
     "fit_isoflop": "isoflop",
     "IsoFlopFit": "isoflop",
+    "exponent_sensitivity": "sensitivity",
+    "ExponentSensitivity": "sensitivity",
+    "fit_optimal_hparams": "hparams",
+    "OptimalHparamFit": "hparams",
     "pareto_front": "pareto",
+    "grouped_front": "grouped_front",
+    "GroupedFront": "grouped_front",
     "hypervolume": "_hypervolume",
     "power_frontier": "power",
     "PowerFrontier": "power",
@@ -54,7 +67,11 @@ _EXPORTS = {
     "UsdCost": "_power_cost",
     "plot_scaling_fit": "plots",
     "plot_isoflop": "plots",
+    "plot_exponent_sensitivity": "plots",
+    "plot_hparam_landscape": "plots",
+    "plot_optimal_hparam_law": "plots",
     "plot_pareto_front": "plots",
+    "plot_grouped_front": "plots",
     "plot_power_frontier": "plots",
     "plot_parallel_coordinates": "plots",
     "plot_importance": "plots",

@@ -51,6 +51,14 @@ class ScalingFit:
     # Parameters of every bootstrap resample, one row each (None without bootstrap).
     samples: pd.DataFrame | None = None
 
+    @property
+    def unsupported(self) -> tuple[str, ...]:
+        """Why the data cannot support this fit (too few runs per parameter, an exponent at its bound or undetermined);
+        empty when they can. Reports skip an unsupported fit with these reasons rather than show its numbers."""
+        from orchestrator.analysis._support import unsupported_reasons
+
+        return unsupported_reasons(self)
+
     def predict(self, **inputs: ArrayLike) -> np.ndarray:
         """The fitted law at the given inputs (n=, d= for chinchilla; x= for power), broadcast together."""
         return evaluate_form(get_form(self.form), self.params, inputs)
@@ -104,6 +112,7 @@ class ScalingFit:
             "bootstrap": {"resamples": self.bootstrap, "seed": self.seed},
             "objective_value": _num(self.objective_value),
             "warnings": list(self.warnings),
+            "unsupported": list(self.unsupported),
         }
         if self.form == "chinchilla":
             a, b = self.params["alpha"], self.params["beta"]

@@ -5,10 +5,13 @@ logging them anywhere is the caller's business. A fit or frontier that the data 
 column, too few usable rows) is skipped with a warning so the other parts are still produced; a bad spec
 raises ConfigError before anything is computed.
 
-Names: fit.<name>.{json,png,excluded.csv}, isoflop.{json,png,budgets.csv},
-frontier.<name>.{csv,json,png}, power.<name>.{csv,groups.csv,json,png}; metrics fit.<name>.<param>, isoflop.a,
+Names: fit.<name>.{json,png,excluded.csv}, isoflop.{json,png,budgets.csv}, with `parametric` isoflop.{sensitivity.csv,
+compare.png} and metrics isoflop.approach{2,3}.{exponent,ci_low,ci_high}, isoflop.sensitivity.{spread,min,max},
+frontier.<name>.{csv,json,png} (with `by`/`mean_over` also .points.csv, metrics .n_points, .groups_on_front,
+.on_front.<by>_<value>), power.<name>.{csv,groups.csv,json,png}; metrics fit.<name>.<param>, isoflop.a,
 frontier.<name>.size, power.<name>.n_groups, power.<name>.group<i>.{best_limit,energy_saving_pct,time_increase_pct}
-(group <i> as numbered in power.<name>.groups.csv), ...
+(group <i> as numbered in power.<name>.groups.csv); hparams.<name>.{json,csv,png,law.png}, metrics
+hparams.<name>.{exponent.<col>,exponent.<col>_ci_low,exponent.<col>_ci_high,coefficient,n_cells}, ...
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from orchestrator.analysis.spec import (
     AnalysisSpec,
     FitSpec,
     FrontierSpec,
+    HparamSpec,
     IsoFlopSpec,
     PowerSpec,
     validate_analysis_spec,
@@ -53,8 +57,11 @@ def run_analysis(df: pd.DataFrame, spec: Mapping[str, Any] | AnalysisSpec | None
     parts = [_fit_part(df, f) for f in parsed.fits]
     if parsed.isoflop is not None:
         parts.append(_isoflop_part(df, parsed.isoflop))
+        if parsed.isoflop.parametric_d is not None:
+            parts.append(_compare_part(df, parsed.isoflop))
     parts += [_frontier_part(df, f) for f in parsed.frontiers]
     parts += [_power_part(df, p) for p in parsed.power]
+    parts += [_hparams_part(df, h) for h in parsed.hparams]
     return _merge(parts)
 
 
@@ -67,6 +74,8 @@ def _fit_part(df: pd.DataFrame, spec: FitSpec) -> AnalysisReport:
         fit = fit_scaling_law(df, spec.form, **spec.columns, **spec.options)
     except AnalysisInputError as err:
         return AnalysisReport(warnings=[f"{prefix} skipped: {err}"])
+    if fit.unsupported:  # no numbers from a fit the data cannot support: the reasons instead (analysis/_support.py)
+        return AnalysisReport(warnings=[f"{prefix} skipped: the data cannot support it: {'; '.join(fit.unsupported)}"])
     files = {f"{prefix}.json": _json(fit.to_dict()), f"{prefix}.png": png_bytes(plot_scaling_fit(fit, df))}
     if len(fit.excluded):
         files[f"{prefix}.excluded.csv"] = fit.excluded.to_csv().encode()
@@ -114,12 +123,27 @@ def _isoflop_part(df: pd.DataFrame, spec: IsoFlopSpec) -> AnalysisReport:
     return AnalysisReport(files, _finite(metrics), [f"isoflop: {w}" for w in fit.warnings])
 
 
+def _compare_part(df: pd.DataFrame, spec: IsoFlopSpec) -> AnalysisReport:
+    """Approach 2 against approach 3, and with `sensitivity` the exponent under other fit choices."""
+    from orchestrator.analysis.plots import plot_exponent_sensitivity, png_bytes
+    from orchestrator.analysis.sensitivity import DEFAULT_CHOICES, SENSITIVITY_CHOICES, exponent_sensitivity
+
+    columns = {"n": spec.columns["n"], "flops": spec.columns["flops"], "loss": spec.columns["loss"]}
+    result = exponent_sensitivity(df, **columns, d=spec.parametric_d, **spec.options,
+                                  choices=SENSITIVITY_CHOICES if spec.sensitivity else DEFAULT_CHOICES)
+    files = {"isoflop.sensitivity.csv": result.table.to_csv(index=False).encode(),
+             "isoflop.compare.png": png_bytes(plot_exponent_sensitivity(result))}
+    return AnalysisReport(files, result.metrics(), result.warnings(), result.summary())
+
+
 def _frontier_part(df: pd.DataFrame, spec: FrontierSpec) -> AnalysisReport:
     from orchestrator.analysis._hypervolume import hypervolume
     from orchestrator.analysis.pareto import pareto_front
     from orchestrator.analysis.plots import plot_pareto_front, png_bytes
 
     prefix = f"frontier.{spec.name}"
+    if spec.by or spec.mean_over:
+        return _grouped_frontier_part(df, spec, prefix)
     try:
         front = pareto_front(df, spec.objectives)
     except AnalysisInputError as err:
@@ -137,6 +161,33 @@ def _frontier_part(df: pd.DataFrame, spec: FrontierSpec) -> AnalysisReport:
         f"{prefix}.png": png_bytes(plot_pareto_front(front, df, spec.objectives)),
     }
     return AnalysisReport(files, _finite(metrics), [], [_front_line(prefix, front, df, spec.objectives)])
+
+
+def _grouped_frontier_part(df: pd.DataFrame, spec: FrontierSpec, prefix: str) -> AnalysisReport:
+    """A front with `by` and/or `mean_over`: of configuration means, each group's own front, and its owners."""
+    from orchestrator.analysis._hypervolume import hypervolume
+    from orchestrator.analysis.grouped_front import grouped_front
+    from orchestrator.analysis.plots import plot_grouped_front, png_bytes
+
+    try:
+        result = grouped_front(df, spec.objectives, by=spec.by, mean_over=spec.mean_over)
+    except AnalysisInputError as err:
+        return AnalysisReport(warnings=[f"{prefix} skipped: {err}"])
+    metrics = {f"{prefix}.size": float(len(result.front)), f"{prefix}.n_points": float(len(result.points))}
+    if spec.reference is not None:
+        metrics[f"{prefix}.hypervolume"] = hypervolume(result.front, spec.objectives, spec.reference)
+    if spec.by:
+        metrics[f"{prefix}.groups_on_front"] = float(len(result.groups_on_front))
+        metrics.update({f"{prefix}.on_front.{spec.by}_{result.group_name(g)}": float(row["on_front"])
+                        for g, row in result.groups.iterrows()})
+    summary = {**result.to_dict(), "reference": spec.reference, "hypervolume": metrics.get(f"{prefix}.hypervolume")}
+    files = {
+        f"{prefix}.csv": result.front.to_csv().encode(),
+        f"{prefix}.points.csv": result.points.to_csv().encode(),
+        f"{prefix}.json": _json(summary),
+        f"{prefix}.png": png_bytes(plot_grouped_front(result)),
+    }
+    return AnalysisReport(files, _finite(metrics), [], [f"{prefix}: {result.headline(FRONT_SHOWN)}"])
 
 
 def _front_line(prefix: str, front: pd.DataFrame, df: pd.DataFrame, objectives: Mapping[str, str]) -> str:
@@ -170,6 +221,31 @@ def _power_part(df: pd.DataFrame, spec: PowerSpec) -> AnalysisReport:
         for key in ("best_limit", "energy_saving_pct", "time_increase_pct"):
             metrics[f"{prefix}.group{group}.{key}"] = row[key]
     return AnalysisReport(files, _finite(metrics), [f"{prefix}: {w}" for w in result.warnings])
+
+
+def _hparams_part(df: pd.DataFrame, spec: HparamSpec) -> AnalysisReport:
+    from orchestrator.analysis.hparams import fit_optimal_hparams
+    from orchestrator.analysis.plots import plot_hparam_landscape, plot_optimal_hparam_law, png_bytes
+
+    prefix = f"hparams.{spec.name}"
+    try:
+        fit = fit_optimal_hparams(df, spec.hparam, spec.over, spec.loss, profile=spec.profile, **spec.options)
+    except AnalysisInputError as err:
+        return AnalysisReport(warnings=[f"{prefix} skipped: {err}"])
+    files = {
+        f"{prefix}.json": _json(fit.to_dict()),
+        f"{prefix}.csv": fit.optima.to_csv(index=False).encode(),
+        f"{prefix}.png": png_bytes(plot_hparam_landscape(fit)),
+        f"{prefix}.law.png": png_bytes(plot_optimal_hparam_law(fit)),
+    }
+    metrics = {f"{prefix}.coefficient": fit.coefficient, f"{prefix}.n_cells": float(fit.n_cells)}
+    for column, exponent in fit.exponents.items():
+        metrics[f"{prefix}.exponent.{column}"] = exponent
+        if column in fit.ci:
+            low, high = fit.ci[column]
+            metrics[f"{prefix}.exponent.{column}_ci_low"], metrics[f"{prefix}.exponent.{column}_ci_high"] = low, high
+    return AnalysisReport(files, _finite(metrics), [f"{prefix}: {w}" for w in fit.warnings],
+                          [f"{prefix}: {fit.summary()}"])
 
 
 def _merge(parts: list[AnalysisReport]) -> AnalysisReport:

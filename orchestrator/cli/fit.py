@@ -71,6 +71,8 @@ def show(sweep: str, fit: ScalingFit, plot: str | None) -> None:
     console.print(escape(f"{sweep}: {fit.form} fit on {fit.n_points} runs ({columns}), {len(fit.excluded)} excluded"))
     for reason, count in excluded_reasons(fit.excluded).items():
         console.print(escape(f"  excluded {count}: {reason}"))
+    if fit.unsupported:  # said first: the numbers below are not a law the data support
+        console.print(f"[red]not supported by the data[/]: {escape('; '.join(fit.unsupported))}")
     console.print(_table(fit))
     optimal = fit.to_dict().get("compute_optimal_exponents")
     if optimal and None not in optimal.values():

@@ -77,6 +77,9 @@ def _fit(inputs: Inputs, spec: FitSpec) -> tuple[dict[str, Any], str]:
         fit = fit_scaling_law(inputs.runs, spec.form, **spec.columns, **spec.options)
     except AnalysisInputError as err:
         return {"name": spec.name, "reason": str(err)}, head + notes([str(err)], "reason")
+    if fit.unsupported:  # no numbers from a fit the data cannot support (analysis/_support.py)
+        reason = f"the data cannot support it: {'; '.join(fit.unsupported)}"
+        return {"name": spec.name, "reason": reason}, head + notes([reason], "reason")
     projections, why = extrapolation(fit, inputs.runs)
     data = {"name": spec.name, **fit.to_dict(), "extrapolation": projections}
     png = png_bytes(plot_scaling_fit(fit, inputs.runs, band=True))

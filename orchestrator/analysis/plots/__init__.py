@@ -7,11 +7,14 @@ Importing this package imports matplotlib; `orchestrator.analysis` itself does n
 
 from orchestrator.analysis.plots._canvas import png_bytes, save_png
 from orchestrator.analysis.plots.cost import plot_cost_breakdown
+from orchestrator.analysis.plots.hparams import plot_hparam_landscape, plot_optimal_hparam_law
 from orchestrator.analysis.plots.isoflop import plot_isoflop
 from orchestrator.analysis.plots.params import plot_importance, plot_parallel_coordinates
-from orchestrator.analysis.plots.pareto import plot_pareto_front
+from orchestrator.analysis.plots.pareto import plot_grouped_front, plot_pareto_front
 from orchestrator.analysis.plots.power import plot_power_frontier
 from orchestrator.analysis.plots.scaling import plot_scaling_fit
+from orchestrator.analysis.plots.sensitivity import plot_exponent_sensitivity
 
-__all__ = ["plot_cost_breakdown", "plot_importance", "plot_isoflop", "plot_parallel_coordinates", "plot_pareto_front",
-           "plot_power_frontier", "plot_scaling_fit", "png_bytes", "save_png"]
+__all__ = ["plot_cost_breakdown", "plot_hparam_landscape", "plot_importance", "plot_isoflop", "plot_optimal_hparam_law",
+           "plot_grouped_front", "plot_parallel_coordinates", "plot_pareto_front",
+           "plot_exponent_sensitivity", "plot_power_frontier", "plot_scaling_fit", "png_bytes", "save_png"]
