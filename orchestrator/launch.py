@@ -30,6 +30,7 @@ from orchestrator.tracking import absolute_uri
 from orchestrator.tracking.buffer import JOURNALED, fail_fast_http
 from orchestrator.tracking.journal import replay_journals
 from orchestrator.tracking.orphans import driver_tags, settle_dead_drivers
+from orchestrator.tracking.shards import ShardedWriter, check_shards
 from orchestrator.tracking.store import MlflowStore, run_status
 from orchestrator.tracking.writer import OUTAGE_GRACE_S
 
@@ -208,7 +209,8 @@ def launch(cfg: DictConfig, events: RunEvents | None = None,
     return execute(plan, cfg.cluster, str(cfg.tracking.uri), options, _parent_params(cfg, plan, options.run),
                    _parent_texts(cfg, plan), events=events, should_stop=should_stop, on_plan=on_plan,
                    rerun_failed=bool(cfg.execution.rerun_failed), tags=tags,
-                   report=bool(cfg.tracking.get("report", True)))
+                   report=bool(cfg.tracking.get("report", True)),
+                   writer_shards=check_shards(str(cfg.tracking.uri), cfg.tracking.get("writer_shards", 1)))
 
 
 def execute(plan: SweepPlan, cluster: Any, tracking_uri: str, options: SchedulerOptions,
@@ -217,7 +219,7 @@ def execute(plan: SweepPlan, cluster: Any, tracking_uri: str, options: Scheduler
             on_plan: Callable[[SweepPlan, int, int], None] | None = None,
             skip_done: bool = True, rerun_failed: bool = False,
             resume: LaunchSummary | None = None, tags: dict[str, str] | None = None,
-            report: bool = False) -> LaunchSummary:
+            report: bool = False, writer_shards: int = 1) -> LaunchSummary:
     """Run a validated plan: connect, check resources, skip what is done (unless `skip_done` is off, as for a
     Hydra multirun, which expects every job to run), track the launch as one parent run. Entry points build the plan
     (`launch` from the sweep config, the Hydra launcher from its job overrides) and call this.
@@ -253,10 +255,10 @@ def execute(plan: SweepPlan, cluster: Any, tracking_uri: str, options: Scheduler
     if not specs and not plan.closed_loop:
         return LaunchSummary(plan.name, uri, store.experiment_id(), None, len(plan.runs), skipped, skipped_failed)
     planned = len(plan.runs)
-    writer = pool.WARM.writer(uri)
-    parent_ref = writer.open_launch.remote(plan.name, f"launch {time.strftime('%Y-%m-%d %H:%M:%S')}", params,
-                                           {"sweep": plan.name, **driver_tags(), **(tags or {})}, texts, started_at_ms,
-                                           resume.parent_run_id if resume else None)
+    writer = ShardedWriter(pool.WARM.writer_shards(uri, writer_shards))
+    parent_ref = writer.open(plan.name, f"launch {time.strftime('%Y-%m-%d %H:%M:%S')}", params,
+                             {"sweep": plan.name, **driver_tags(), **(tags or {})}, texts, started_at_ms,
+                             resume.parent_run_id if resume else None)
     collector = Collector()
     if resume is not None:
         collector.results.update(resume.results)
@@ -452,7 +454,7 @@ def _reporter(writer: Any, events: RunEvents | None) -> Callable[[Planner, int],
 CLOSE_DEADLINE_S = 30.0
 
 
-def close_writer(writer: Any, status: str, metrics: dict[str, float]) -> list[str]:
+def close_writer(writer: ShardedWriter, status: str, metrics: dict[str, float]) -> list[str]:
     """End the launch's parent run once every run's end is written; returns the writes that failed. While the MLflow
     server is unreachable the writer keeps answering not-closed for a grace period (it may come back); after that its
     writes stay in a journal for the next launch, and the returned errors say where."""
@@ -461,10 +463,10 @@ def close_writer(writer: Any, status: str, metrics: dict[str, float]) -> list[st
     deadline, told = time.monotonic() + CLOSE_DEADLINE_S, False
     while True:
         force = time.monotonic() > deadline
-        closed, errors = ray.get(writer.close_launch.remote(status, metrics, {"status": status}, force))
+        closed, errors = writer.close(status, metrics, force)
         if closed:
             return errors
-        outage = ray.get(writer.outage.remote()) if force else None
+        outage = ray.get(writer.primary.outage.remote()) if force else None
         if outage and not told:
             print(f"{outage}; waiting up to {OUTAGE_GRACE_S:.0f} s for it to answer", flush=True)
             told = True
@@ -537,7 +539,7 @@ def write_notes(store: MlflowStore, plan: SweepPlan, summary: LaunchSummary, ana
             latest = notes.run_link(experiment_id, summary.parent_run_id)
             counted = f"{counts[FINISHED]} finished, {counts[FAILED]} failed, {summary.skipped} skipped"
             job_target = str(next(iter(specs.values())).job.get("_target_", "")) if specs else ""
-            store.client.set_experiment_tag(experiment_id, notes.NOTE, notes.experiment_note(
+            store.set_experiment_tag(notes.NOTE, notes.experiment_note(
                 plan.name, plan.kind, job_target, plan.varied, plan.primary, _command_line(tags),
                 tags.get("orchestrator.cwd"), latest, counted, summary.view_link))
         if front is not None and analysis.objectives is not None:
@@ -561,7 +563,7 @@ def write_sweep_view(store: MlflowStore, plan: SweepPlan, summary: LaunchSummary
     curves = [m for m in (plan.primary[0], "train_loss") if any(m in r for r in metrics)]
     view = SweepView(summary.experiment_id, plan.name, [param_key(p) for p in plan.varied], plan.primary, present,
                      curves)
-    link = write_view(store.client, view)
+    link = write_view(store, view)
     return link.link if link.saved else None
 
 

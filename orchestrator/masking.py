@@ -48,10 +48,20 @@ def secret_env_values(environ: Mapping[str, str] | None = None) -> list[str]:
     return sorted(values, key=len, reverse=True)
 
 
+# The password in a URL's user info: `postgresql://mlflow:<password>@db:5432/mlflow`, `http://user:<password>@host`.
+URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^/\s:@'\"]*:)[^/\s@'\"]+@")
+
+
+def mask_url_passwords(text: str) -> str:
+    """`text` with the password of every URL in it replaced by *** (`postgresql://mlflow:***@db/mlflow`)."""
+    return URL_PASSWORD.sub(rf"\1{MASK}@", text) if "@" in text else text
+
+
 def redact(text: str, secrets: list[str] | None = None) -> str:
     """`text` with every occurrence of a secret environment value replaced by ***: a config that read a token from
-    the environment under an innocent name (`auth: ${oc.env:HF_TOKEN}`), or an error message quoting it."""
+    the environment under an innocent name (`auth: ${oc.env:HF_TOKEN}`), or an error message quoting it; and the
+    password of every URL in it (a tracking URI `postgresql://user:password@host/db` is in the logged config)."""
     for secret in secret_env_values() if secrets is None else secrets:
         if secret in text:
             text = text.replace(secret, MASK)
-    return text
+    return mask_url_passwords(text)

@@ -51,6 +51,9 @@ class TrackingConf:
     uri: str = "sqlite:///mlflow.db"
     # At the end of each launch, log report.html (the sweep as one self-contained page) on its parent run.
     report: bool = True
+    # Writer processes, each writing the runs whose run_key hashes to it: more than 1 only for an MLflow server
+    # (http://...), whose workers can take writes in parallel; a SQLite file takes one writer.
+    writer_shards: int = 1
 
 
 @dataclass

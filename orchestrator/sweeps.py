@@ -4,6 +4,7 @@
     sweep.runs                                            # one row per run_key: its newest FINISHED run
     sweep.tags                                            # every child run's tags (cause, error, ...), as all_runs
     sweep.fit(form="chinchilla", bootstrap=1000)          # fit_scaling_law(sweep.runs, ...)
+    sweep.fit_optimal_hparams("lr", profile=["batch_size"])  # lr* = c · N^a · D^b, per-cell optima
     sweep.frontier({"cost_usd": "min", "val_loss": "min"})
     sweep.power_frontier(cost={"eta": 0.5, "max_power_w": 700})   # per config: energy-time front, best power limit
 
@@ -22,11 +23,13 @@ from urllib.request import url2pathname
 
 from orchestrator.errors import ConfigError, OrchestratorError, SweepNotFoundError, TrackingError
 from orchestrator.tracking import DEFAULT_TRACKING_URI
+from orchestrator.tracking.index import NOTE
 from orchestrator.tracking.frames import TrackedRun, newest_finished, parents_frame, runs_frame, tracked_run
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from orchestrator.analysis.hparams import OptimalHparamFit
     from orchestrator.analysis.isoflop import IsoFlopFit
     from orchestrator.analysis.power import PowerFrontier
     from orchestrator.analysis.scaling import ScalingFit
@@ -35,8 +38,6 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_TRACKING_URI", "Sweep", "load_sweep"]
 
 # Where `orchestrator run` tracks by default (conf/tracking/local.yaml): a SQLite file in the working directory.
-# MLflow's own experiment, never a sweep.
-_DEFAULT_EXPERIMENT_ID = "0"
 T = TypeVar("T")
 
 
@@ -91,6 +92,13 @@ class Sweep:
 
         return fit_isoflop(self.runs, **options)
 
+    def fit_optimal_hparams(self, hparam: str = "lr", **options: Any) -> OptimalHparamFit:
+        """`fit_optimal_hparams(self.runs, hparam, **options)`: the optimal `hparam` per (N, D) cell as a power
+        law, e.g. over=["n_params", "tokens"], profile=["batch_size"]."""
+        from orchestrator.analysis.hparams import fit_optimal_hparams
+
+        return fit_optimal_hparams(self.runs, hparam, **options)
+
     def frontier(self, objectives: Mapping[str, str]) -> pd.DataFrame:
         """`pareto_front(self.runs, objectives)`: the non-dominated finished runs, e.g. {"cost_usd": "min"}."""
         from orchestrator.analysis.pareto import pareto_front
@@ -133,8 +141,9 @@ def load_sweep(name: str, tracking_uri: str | None = None) -> Sweep:
     store = _open_store(uri, name)
     experiment_id = _reading(uri, name, lambda: _experiment_id(store, uri, name))
     children = _reading(uri, name, store.child_runs)
-    parents = _reading(uri, name, lambda: _parent_runs(store, experiment_id))
-    tags = {run.info.run_id: dict(run.data.tags) for run in children}
+    parents = _reading(uri, name, store.parent_runs)
+    # The markdown notes are descriptions for the MLflow UI, not data (and not in the sweep index).
+    tags = {run.info.run_id: {k: v for k, v in run.data.tags.items() if k != NOTE} for run in children}
     return Sweep(name, uri, experiment_id, tuple(map(tracked_run, children)), tuple(map(tracked_run, parents)), tags)
 
 
@@ -175,17 +184,8 @@ def _reading(uri: str, name: str, read: Callable[[], T]) -> T:
 
 
 def _experiment_id(store: MlflowStore, uri: str, name: str) -> str:
-    found = store.client.get_experiment_by_name(name)
-    if found is not None and found.lifecycle_stage == "active":
-        return str(found.experiment_id)
-    detail = " (it was deleted; restore it in MLflow to read it)" if found is not None else ""
-    names = sorted(e.name for e in store.client.search_experiments() if e.experiment_id != _DEFAULT_EXPERIMENT_ID)
-    raise SweepNotFoundError(name, uri, names, detail)
-
-
-def _parent_runs(store: MlflowStore, experiment_id: str) -> list[Any]:
-    """The sweep's launches (first 10000; a sweep has far fewer). Read here: MlflowStore reads only children."""
-    from orchestrator.tracking.store import ROLE
-
-    return list(store.client.search_runs([experiment_id], f"tags.`{ROLE}` = 'parent'", max_results=10000,
-                                         order_by=["attributes.start_time ASC"]))
+    stage = store.experiment_stage()
+    if stage == "active":
+        return str(store.experiment_id())
+    detail = " (it was deleted; restore it in MLflow to read it)" if stage is not None else ""
+    raise SweepNotFoundError(name, uri, store.experiment_names(), detail)

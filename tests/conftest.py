@@ -66,3 +66,26 @@ def law_sweep(tmp_path_factory: pytest.TempPathFactory, _mlflow_template: Path) 
     db = tmp_path_factory.mktemp("law-sweep") / "mlflow.db"
     shutil.copy(_mlflow_template, db)
     return write_law_sweep(f"sqlite:///{db}")
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A real PostgreSQL (tests/postgres.py: pgserver, else Debian's) with MLflow's tables in a template database
+    (migrating costs ~20 s here, once); skipped, saying why, only where neither can start."""
+    from tests.postgres import PostgresUnavailable, start_postgres
+
+    try:
+        server = start_postgres(tmp_path_factory.mktemp("postgres"))
+    except PostgresUnavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        server.migrate_template()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_uri(postgres: Any) -> str:
+    """A fresh, migrated PostgreSQL database for one test: `postgresql://postgres@/<db>?host=<socket folder>`."""
+    return postgres.database()

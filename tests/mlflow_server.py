@@ -23,20 +23,25 @@ def free_port() -> int:
 
 
 class MlflowServer:
-    """`mlflow server` over a SQLite file in `folder`; `stop()` takes it down with its workers, `start()` brings it
-    back on the same port and database."""
+    """`mlflow server` over a SQLite file in `folder` (or another store); `stop()` takes it down with its workers,
+    `start()` brings it back on the same port and database."""
 
-    def __init__(self, folder: Path, port: int | None = None) -> None:
+    def __init__(self, folder: Path, port: int | None = None, backend_uri: str | None = None,
+                 args: tuple[str, ...] = (), env: dict[str, str] | None = None) -> None:
+        """`backend_uri`: its store (default the SQLite file `folder/mlflow.db`, e.g. `postgresql://...`); `args` and
+        `env`: more of the server's options and environment (`--app-name basic-auth` and its settings)."""
         self.folder = folder
         self.port = port or free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
+        self.backend_uri = backend_uri or f"sqlite:///{folder / 'mlflow.db'}"
+        self.args, self.env = args, env or {}
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> MlflowServer:
         command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
-                   "--workers", "1", "--backend-store-uri", f"sqlite:///{self.folder / 'mlflow.db'}",
-                   "--artifacts-destination", str(self.folder / "artifacts")]
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+                   "--workers", "1", "--backend-store-uri", self.backend_uri,
+                   "--artifacts-destination", str(self.folder / "artifacts"), *self.args]
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **self.env}
         log = (self.folder / "server.log").open("ab")
         self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self._wait_healthy()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from mlflow.tracking import MlflowClient
 
 from orchestrator.launch import launch
-from orchestrator.masking import is_secret, mask_secrets
+from orchestrator.masking import is_secret, mask_secrets, redact
 
 
 def test_names_that_look_like_secrets_are_recognised_and_data_sizes_are_not():
@@ -15,6 +15,15 @@ def test_names_that_look_like_secrets_are_recognised_and_data_sizes_are_not():
         assert not is_secret(name), name
     assert mask_secrets({"a": {"api_key": "s3cr3t", "tokens": 5}, "l": [{"token": "t"}]}) == \
         {"a": {"api_key": "***", "tokens": 5}, "l": [{"token": "***"}]}
+
+
+def test_the_password_of_a_url_such_as_a_postgresql_tracking_uri_is_never_written():
+    assert redact("tracking.uri=postgresql://mlflow:pa:ss@db:5432/mlflow", []) == \
+        "tracking.uri=postgresql://mlflow:***@db:5432/mlflow"
+    assert redact('uri: "http://sweeper:hunter22@mlflow:5000"', []) == 'uri: "http://sweeper:***@mlflow:5000"'
+    for text in ("postgresql://postgres:@/db?host=/run/pg", "sqlite:////tmp/a@b.db", "ann@example.com",
+                 "http://host:5000/path@x"):
+        assert redact(text, []) == text
 
 
 def test_a_sweep_never_logs_secret_values(ray_cluster, compose, tracking_uri, tmp_path):

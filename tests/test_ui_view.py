@@ -20,6 +20,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from orchestrator.tracking import view
+from orchestrator.tracking.store import MlflowStore
 from orchestrator.tracking.view import (TAG_PREFIX, TAG_VALUE_MAX, SweepView, param_key, read_state, view_id,
                                         view_link, view_tag, write_view)
 from tests.mlflow_server import MlflowServer
@@ -119,9 +120,10 @@ def test_writing_the_view_again_replaces_it_and_keeps_when_it_was_created(tracki
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment_id = client.create_experiment("synthetic-demo")
     demo = SweepView(experiment_id, "synthetic-demo", ("n_params",), ("val_loss", "min"))
-    first = write_view(client, demo)
+    store = MlflowStore(tracking_uri, "synthetic-demo")
+    first = write_view(store, demo)
     created = json.loads(client.get_experiment(experiment_id).tags[TAG_PREFIX + "orchestrator-synthetic-demo"])
-    second = write_view(client, SweepView(experiment_id, "synthetic-demo", ("n_params", "tokens"), ("val_loss", "min")))
+    second = write_view(store, SweepView(experiment_id, "synthetic-demo", ("n_params", "tokens"), ("val_loss", "min")))
     tags = client.get_experiment(experiment_id).tags
     assert [k for k in tags if k.startswith(TAG_PREFIX)] == [TAG_PREFIX + "orchestrator-synthetic-demo"]
     assert json.loads(tags[TAG_PREFIX + "orchestrator-synthetic-demo"])["createdAt"] == created["createdAt"]
@@ -134,7 +136,8 @@ def test_another_mlflow_ui_gets_the_plain_link_and_no_view(tracking_uri, monkeyp
     monkeypatch.setattr(view, "UI_VERSION", "0.0.1")
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment_id = client.create_experiment("synthetic-demo")
-    link = write_view(client, SweepView(experiment_id, "synthetic-demo", ("n_params",), ("val_loss", "min")))
+    link = write_view(MlflowStore(tracking_uri, "synthetic-demo"),
+                      SweepView(experiment_id, "synthetic-demo", ("n_params",), ("val_loss", "min")))
     assert (link.saved, link.link) == (False, view_link(experiment_id))
     assert "written for 0.0.1" in link.why
     assert not any(k.startswith(TAG_PREFIX) for k in client.get_experiment(experiment_id).tags)
@@ -179,7 +182,7 @@ def test_the_saved_view_shows_the_sweeps_child_runs_by_name_the_primary_metric_a
             # The launch wrote the view itself (the job names its primary metric) and says where it is.
             assert summary.view_link == view_link(summary.experiment_id, view_id("synthetic-demo"))
             # Through the server, as a launch against it would: its /version says which UI it serves.
-            link = write_view(MlflowClient(tracking_uri=server.uri), SweepView(
+            link = write_view(MlflowStore(server.uri, "synthetic-demo"), SweepView(
                 summary.experiment_id, "synthetic-demo", ("n_params", "tokens"), ("val_loss", "min"),
                 ("cost_usd", "gpu_hours"), ("val_loss", "train_loss")))
             assert link.saved, link.why

@@ -57,3 +57,12 @@ def bad_config(cfg: Any, ctx: Any) -> dict[str, float]:
 def crash_always(cfg: Any, ctx: Any) -> dict[str, float]:
     """Kill the executor process every time (a job that takes its process down, e.g. a segfault or OOM kill)."""
     os._exit(3)
+
+
+def fail_first_attempt(cfg: Any, ctx: Any) -> dict[str, float]:
+    """The synthetic job, after its first attempt raised: every run ends FINISHED on attempt 2 with attempt_1 tags."""
+    from orchestrator.jobs.synthetic import train
+
+    if ctx.attempt == 1:
+        raise RuntimeError("first attempt fails")
+    return train(cfg, ctx)

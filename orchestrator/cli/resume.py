@@ -18,14 +18,12 @@ def last_command(uri: str, sweep: str) -> tuple[list[str], str]:
     from orchestrator.cli.run import COMMAND_TAG, CONFIG_DIR_TAG, CWD_TAG
     from orchestrator.errors import ConfigError, SweepNotFoundError
     from orchestrator.masking import MASK
-    from orchestrator.tracking.store import ROLE, MlflowStore
+    from orchestrator.tracking.store import MlflowStore
 
     store = MlflowStore(uri, sweep)
-    experiment = store.experiment_id()
-    if experiment is None:
-        raise SweepNotFoundError(sweep, uri, [e.name for e in store.client.search_experiments()])
-    parents = store.client.search_runs([experiment], f"tags.`{ROLE}` = 'parent' and tags.`{COMMAND_TAG}` != ''",
-                                       max_results=1, order_by=["attributes.start_time DESC"])
+    if store.experiment_id() is None:
+        raise SweepNotFoundError(sweep, uri, store.experiment_names())
+    parents = store.parent_runs(f"tags.`{COMMAND_TAG}` != ''", newest_first=True, max_results=1)
     if not parents:
         raise ConfigError("sweep", f"no launch of {sweep!r} was started by `orchestrator run` (a Hydra multirun resumes "
                                    "by running its own command again)")

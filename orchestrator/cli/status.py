@@ -16,7 +16,7 @@ def main(argv: list[str]) -> int:
 
     from orchestrator.errors import ConfigError
     from orchestrator.sweeps import require_existing_store
-    from orchestrator.tracking.store import MlflowStore
+    from orchestrator.tracking.store import MlflowStore, best_statuses
 
     try:
         require_existing_store(args.tracking_uri)
@@ -28,7 +28,7 @@ def main(argv: list[str]) -> int:
         print(f"no sweep named {args.sweep!r} in {args.tracking_uri}")
         return 1
     runs = store.child_runs()
-    by_key = Counter(store.statuses().values())
+    by_key = Counter(best_statuses(runs).values())
     print(f"{args.sweep}: {sum(by_key.values())} run keys, {len(runs)} child runs over all launches")
     for status in ("FINISHED", "PRUNED", "FAILED", "RUNNING", "KILLED", "SCHEDULED"):
         if by_key.get(status):

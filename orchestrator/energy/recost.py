@@ -127,6 +127,9 @@ def recost_runs(store: Any, model: CostModel, dry_run: bool = False) -> SweepRec
     before = sweep_totals(r.data.metrics for r in finished)
     after = sweep_totals({**_inputs(r.data.metrics), **x.after} for r, x in zip(finished, runs))
     if not dry_run:
+        # The launches whose runs change no longer match their index files: readers read those runs from MLflow.
+        for launch in sorted({r.data.tags.get("mlflow.parentRunId") for r in finished} - {None}):
+            _guard(store, f"marking the index of launch {launch} stale", store.index_changed, launch)
         for run, recost in zip(finished, runs):
             _log_latest(store, run, recost.after, COST_METRICS)
         if parent is not None:
@@ -150,42 +153,42 @@ def _recost_one(model: CostModel, run: Any) -> RunRecost:
                      cost_metrics(model, _inputs(run.data.metrics), run.data.tags))
 
 
-# -- MLflow writes at a chosen step (belong in tracking.store.MlflowStore; kept here while that module is in flux) --
+# -- MLflow writes at a chosen step, through the store ------------------------------------------------------------
 def _newest_parent(store: Any) -> Any | None:
-    found = _guard(store, "reading the sweep's parent runs", store.client.search_runs, [store.experiment_id()],
-                   "tags.`orchestrator.role` = 'parent'", max_results=1, order_by=["attributes.start_time DESC"])
+    found = _guard(store, "reading the sweep's parent runs", store.parent_runs, newest_first=True, max_results=1)
     return found[0] if found else None
 
 
 def _log_latest(store: Any, run: Any, values: Mapping[str, float], keys: Sequence[str]) -> None:
     """`values` at one step past the highest of `keys` on the run; keys it had but `values` lacks become NaN."""
-    from mlflow.entities import Metric
-
     had = [k for k in keys if k in run.data.metrics]
     step, now = _next_step(store, run.info.run_id, had), int(time.time() * 1000)
-    metrics = [Metric(k, float(values.get(k, math.nan)), now, step) for k in keys if k in values or k in had]
-    _guard(store, f"logging to run {run.info.run_id}", store.client.log_batch, run.info.run_id, metrics=metrics)
+    metrics = {k: float(values.get(k, math.nan)) for k in keys if k in values or k in had}
+    _guard(store, f"logging to run {run.info.run_id}", store.log, run.info.run_id, metrics=metrics, timestamp_ms=now,
+           step=step)
 
 
 def _next_step(store: Any, run_id: str, keys: Sequence[str]) -> int:
     """One past the highest step any of `keys` was logged at on the run (0 when it has none of them)."""
-    history = (_guard(store, f"reading run {run_id}", store.client.get_metric_history, run_id, k) for k in keys)
+    history = (_guard(store, f"reading run {run_id}", store.metric_history, run_id, k) for k in keys)
     return 1 + max((m.step for metrics in history for m in metrics), default=-1)
 
 
 def _set_factor_tags(store: Any, parent: Any, model: CostModel) -> None:
-    from mlflow.entities import RunTag
-
     run_id = parent.info.run_id
     tags = {f"{TAG_PREFIX}{k}": v for k, v in model.as_params().items()}
     tags[f"{TAG_PREFIX}at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     for stale in (k for k in parent.data.tags if k.startswith(f"{TAG_PREFIX}cost.") and k not in tags):
-        _guard(store, f"tagging run {run_id}", store.client.delete_tag, run_id, stale)
-    _guard(store, f"tagging run {run_id}", store.client.log_batch, run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        _guard(store, f"tagging run {run_id}", store.delete_tag, run_id, stale)
+    _guard(store, f"tagging run {run_id}", store.log, run_id, tags=tags)
 
 
 def _guard(store: Any, what: str, call: Any, *args: Any, **kwargs: Any) -> Any:
+    """`call`, any failure a TrackingError saying what recost was doing; one the store already translated (an
+    unreachable server, a refused write: it names the URI and the write) is passed on as it is."""
     try:
         return call(*args, **kwargs)
+    except TrackingError:
+        raise
     except Exception as exc:  # noqa: BLE001 - translated at the boundary
         raise TrackingError(f"MLflow at {store.uri}, {what}: {exc}") from exc

@@ -81,7 +81,7 @@ class WarmPool:
     def __init__(self) -> None:
         self.session: str | None = None
         self.idle: list[Slot] = []
-        self.writers: dict[tuple[str, str], Any] = {}
+        self.writers: dict[tuple[Any, ...], Any] = {}
         self._timer: threading.Timer | None = None
         # The idle timer's thread and launches both touch `idle`.
         self._lock = threading.RLock()
@@ -129,23 +129,33 @@ class WarmPool:
                 self.idle.remove(slot)
                 ray.kill(slot.actor, no_restart=True)
 
-    def writer(self, uri: str) -> Any:
-        """The tracking writer actor for this store, started on the driver's node (where a SQLite file lives). Its
-        outage journal goes where this driver says (`journal_dir`: $ORCHESTRATOR_JOURNAL_DIR, read here)."""
+    def writer_shards(self, uri: str, shards: int = 1) -> list[Any]:
+        """The tracking writer actors for this store (`shards` of them, tracking/shards.py), started on the driver's
+        node (where a SQLite file lives). Their outage journal goes where this driver says (`journal_dir`: $ORCHESTRATOR_JOURNAL_DIR, read here), and it
+        sends the driver's MLflow credentials (`tracking.auth`: Ray started its process, not this driver)."""
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         from orchestrator.masking import secret_env_values
+        from orchestrator.tracking.auth import tracking_credentials
         from orchestrator.tracking.journal import journal_dir
         from orchestrator.tracking.writer import WriterCore
 
         self._check_session()
-        folder = str(journal_dir(uri))
-        if (uri, folder) not in self.writers:
+        folder, credentials = str(journal_dir(uri)), tracking_credentials()
+        keys = [(uri, folder, tuple(sorted(credentials.items())), shard) for shard in range(shards)]
+        for key in keys:
+            if key in self.writers:
+                continue
             here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-            self.writers[(uri, folder)] = ray.remote(WriterCore).options(
-                num_cpus=0, max_restarts=0, scheduling_strategy=here).remote(uri, folder, secret_env_values())
-        return self.writers[(uri, folder)]
+            self.writers[key] = ray.remote(WriterCore).options(
+                num_cpus=0, max_restarts=0, scheduling_strategy=here).remote(uri, folder, secret_env_values(),
+                                                                             credentials, background=True)
+        return [self.writers[key] for key in keys]
+
+    def writer(self, uri: str) -> Any:
+        """The one tracking writer actor of a store with a single writer."""
+        return self.writer_shards(uri)[0]
 
 
 WARM = WarmPool()

@@ -113,12 +113,19 @@ def _executor_lost(spec: RunSpec, exc: Exception) -> RunResult:
 class Scheduler:
     """Runs specs to completion on the cluster, reporting through `events`."""
 
+    def _writer(self, run_key: str | None = None) -> Any:
+        """The writer actor of a run (its run_key's shard), or the launch's first for launch-wide messages."""
+        if not hasattr(self.writer, "of"):
+            return self.writer
+        return self.writer.primary if run_key is None else self.writer.of(run_key)
+
     def __init__(self, info: ClusterInfo, events: RunEvents, options: SchedulerOptions, writer: Any,
                  opened: Any = None) -> None:
         self.info = info
         self.events = events
         self.options = options
-        # The tracking writer actor executors stream curve points to, and the ref of its open_launch.
+        # The launch's tracking writer (a ShardedWriter, or one writer actor) executors stream curve points to, and
+        # the ref of its open_launch.
         self.writer = writer
         self.opened = [] if opened is None else [opened]
         self.queues: dict[Resources, deque[RunSpec]] = {}
@@ -175,7 +182,7 @@ class Scheduler:
             self.info, self.refreshed_at = describe(ray.nodes()), now
             self._warn_unplaceable()
         if now - self.beat_at > HEARTBEAT_S:
-            self.writer.heartbeat.remote()
+            self._writer().heartbeat.remote()
             self.beat_at = now
 
     def _wait(self) -> list[Any]:
@@ -214,10 +221,10 @@ class Scheduler:
             self.queues[spec.resources.executor_shape()].appendleft(replace(spec, attempt=spec.attempt + 1))
         self._dispatch()  # refill the freed executor before telling anyone, so it idles as little as possible
         if retry:
-            self.writer.retry.remote(spec, result, sent)
+            self._writer(spec.run_key).retry.remote(spec, result, sent)
             self.events.on_retry(spec, result)
         else:
-            self.writer.end.remote(spec, result, sent)
+            self._writer(spec.run_key).end.remote(spec, result, sent)
             self.events.on_end(result)
 
     def _warn_unplaceable(self) -> None:
@@ -330,7 +337,8 @@ class Scheduler:
                 spec = self._next_for(slot, queue)
                 if spec is None:
                     break
-                ref = slot.actor.run_tracked.remote(spec, self.options.run, self.writer, self.opened)
+                ref = slot.actor.run_tracked.remote(spec, self.options.run, self._writer(spec.run_key),
+                                                    self.opened)
                 slot.pending.append(ref)
                 self.in_flight[ref] = (slot, spec)
                 if self.options.timeout_s:
@@ -365,7 +373,7 @@ class Scheduler:
         for slot, spec in self.in_flight.values():
             result = RunResult(spec.run_key, KILLED, {}, (), {"cause": "interrupted"}, "interrupted", None, now, now,
                                spec.attempt)
-            self.writer.end.remote(spec, result, 0)
+            self._writer(spec.run_key).end.remote(spec, result, 0)
             self.events.on_end(result)
             if slot in self.slots:
                 self._retire(slot)

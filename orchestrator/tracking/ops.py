@@ -91,6 +91,62 @@ def end_parent(status: str, metrics: Mapping[str, float], tags: Mapping[str, str
     return [log(PARENT, metrics=metrics, tags=tags, timestamp_ms=now), terminate(PARENT, status, now)]
 
 
+# -- coalescing -------------------------------------------------------------------------------------------------------
+# Kinds that fold into one "write" of their target: a create, its logs and points, its end.
+_MERGEABLE = {"create", "log", "points", "end"}
+
+
+def coalesce(batch: Sequence[Op]) -> list[tuple[Op, list[Op]]]:
+    """Ops waiting together, as few writes as MLflow's API allows: each child run's consecutive create, logs, curve
+    points and end fold into one "write" (create_run with every tag, one log_batch, set_terminated: three calls for
+    a run that started and ended while the store was busy). Each comes with the ops it stands for, to keep in the
+    journal or apply one by one if it fails. Per-run order is kept, and each write sits where its first op was; the
+    parent's ops only fold logs into logs, so its end stays after its children's."""
+    out: list[tuple[Op, list[Op]]] = []
+    open_writes: dict[str, int] = {}
+    for op in batch:
+        target, kind = op["target"], op["op"]
+        at = open_writes.get(target)
+        foldable = kind in _MERGEABLE if target != PARENT else kind == "log"
+        if at is not None and foldable and out[at][0].get("end") is None and not _changes_params(out[at][0], op):
+            out[at][1].append(op)
+            _fold(out[at][0], op)
+            continue
+        open_writes.pop(target, None)
+        if foldable and not (kind == "create" and target == PARENT):
+            out.append((_fold(_empty_write(target), op), [op]))
+            open_writes[target] = len(out) - 1
+        else:
+            out.append((op, [op]))
+    return [(write if len(parts) > 1 else parts[0], parts) for write, parts in out]
+
+
+def _changes_params(write: Op, op: Op) -> bool:
+    """Whether `op` gives a param another value than the write has: MLflow refuses that, and must say so for `op`."""
+    return any(write["params"].get(k, v) != v for k, v in op.get("params", {}).items())
+
+
+def _empty_write(target: str) -> Op:
+    return {"op": "write", "target": target, "create": None, "params": {}, "tags": {}, "points": [], "end": None}
+
+
+def _fold(write: Op, op: Op) -> Op:
+    kind = op["op"]
+    if kind == "create":
+        write["create"] = {"name": op["name"], "tags": op["tags"], "start_ms": op["start_ms"]}
+        write["params"].update(op["params"])
+        write["points"].extend([k, v, 0, op["start_ms"]] for k, v in op["metrics"].items())
+    elif kind == "log":
+        write["params"].update(op["params"])
+        write["tags"].update(op["tags"])
+        write["points"].extend([k, v, op.get("step", 0), op["timestamp_ms"]] for k, v in op["metrics"].items())
+    elif kind == "points":
+        write["points"].extend(op["points"])
+    elif kind == "end":
+        write["end"] = {"status": op["status"], "end_ms": op["end_ms"]}
+    return write
+
+
 def describe(op: Op, names: Mapping[str, str]) -> str:
     """'end of <run name>', for error messages."""
     return f"{op['op']} of {names.get(op['target'], op['target'])}"
@@ -103,6 +159,9 @@ def apply(store: MlflowStore, ids: dict[str, str], op: Op, again: bool = False) 
     kind, target = op["op"], op["target"]
     if kind == "create":
         _create(store, ids, op, again)
+        return
+    if kind == "write":
+        _write(store, ids, op, again)
         return
     run_id = ids.get(target) or _find(store, ids, target)
     if run_id is None:
@@ -130,6 +189,22 @@ def _create(store: MlflowStore, ids: dict[str, str], op: Op, again: bool) -> Non
         run_id = store.create_run(op["name"], tags, op["start_ms"])
     ids[target] = run_id
     store.log(run_id, params=op["params"], metrics=op["metrics"], timestamp_ms=op["start_ms"])
+
+
+def _write(store: MlflowStore, ids: dict[str, str], op: Op, again: bool) -> None:
+    """A coalesced write (see `coalesce`): its run created with all its tags if it is new, then one log_batch of its
+    params, metrics and curve points, then its end."""
+    target, create, tags = op["target"], op["create"], dict(op["tags"])
+    if create is not None:
+        _create(store, ids, {**create, "op": "create", "target": target, "tags": {**create["tags"], **tags},
+                             "params": {}, "metrics": {}}, again)
+        tags = tags if again else {}  # a new run has them; one found again may not
+    run_id = ids.get(target) or _find(store, ids, target)
+    if run_id is None:
+        raise LookupError(f"no MLflow run for {target}: its creation failed")
+    store.write(run_id, op["params"], [CurvePoint(k, v, s, t) for k, v, s, t in op["points"]], tags)
+    if op["end"] is not None:
+        store.terminate(run_id, op["end"]["status"], op["end"]["end_ms"])
 
 
 def _find(store: MlflowStore, ids: Mapping[str, str], target: str, tags: Mapping[str, str] | None = None) -> str | None:

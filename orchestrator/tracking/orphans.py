@@ -67,11 +67,8 @@ def _process_exists(pid: int) -> bool:
 
 
 def open_launches(store: Any) -> list[OpenLaunch]:
-    experiment = store.experiment_id()
-    if experiment is None:
-        return []
-    runs = store.client.search_runs([experiment], "tags.`orchestrator.role` = 'parent' and attributes.status = 'RUNNING'",
-                                    max_results=1000)
+    """The sweep's launches still RUNNING, newest first."""
+    runs = store.parent_runs("attributes.status = 'RUNNING'", newest_first=True, max_results=1000)
     return [OpenLaunch.of(run) for run in runs]
 
 

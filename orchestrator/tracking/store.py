@@ -12,9 +12,11 @@ import time
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
+from orchestrator.environ import scoped_env
 from orchestrator.errors import TrackingError
 from orchestrator.masking import redact, secret_env_values
 from orchestrator.records import FINISHED, KILLED, PRUNED, CurvePoint
+from orchestrator.tracking import index
 from orchestrator.tracking.flatten import params_of, tag_value
 
 # log_batch accepts at most this many of each per call.
@@ -89,11 +91,17 @@ class MlflowStore:
         self.experiment = experiment
         self.client = MlflowClient(tracking_uri=uri)
         self._experiment_id: str | None = None
+        # Calls that wrote to the store (each create_run, log_batch, set_terminated, ...): for the scale benchmark.
+        self.write_calls = 0
         self._secrets = secret_env_values() if secrets is None else secrets
 
     @contextmanager
     def _vendor(self, write: str | None = None) -> Iterator[None]:
-        """Translate MLflow's errors: unreachable always; any other only for a `write` (reads keep MLflow's)."""
+        """Translate MLflow's errors: unreachable and refused credentials always (`auth.TrackingAuthError`); any other
+        only for a `write` (reads keep MLflow's)."""
+        from orchestrator.tracking.auth import auth_refusal
+
+        self.write_calls += write is not None
         try:
             yield
         except TrackingError:
@@ -101,6 +109,9 @@ class MlflowStore:
         except Exception as exc:  # translated at the boundary
             if is_unreachable(exc):
                 raise TrackingUnreachable(f"MLflow tracking server at {self.uri} is unreachable: {_reason(exc)}") from exc
+            refused = auth_refusal(exc, self.uri)
+            if refused is not None:
+                raise refused from exc
             if write is None:
                 raise
             raise TrackingError(f"MLflow at {self.uri} refused {write}: {exc}") from exc
@@ -127,21 +138,61 @@ class MlflowStore:
         folder = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.experiment)
         return (Path(self.uri[len(prefix):]).resolve().parent / "mlartifacts" / folder).as_uri()
 
-    def child_runs(self, filter_string: str = "") -> list[Any]:
-        """Every child run of the sweep (all launches), newest first."""
+    def child_runs(self, filter_string: str = "", use_index: bool = True) -> list[Any]:
+        """Every child run of the sweep (all launches), newest first. Without a filter, read through the sweep index
+        (orchestrator/tracking/index.py) where launches left one, and from the runs themselves for the rest; runs
+        from the index carry no markdown note tag."""
         exp = self.experiment_id()
         if exp is None:
             return []
-        query = f"tags.`{ROLE}` = 'child'" + (f" and {filter_string}" if filter_string else "")
+        if filter_string or not use_index:
+            return self._search([exp], f"tags.`{ROLE}` = 'child'" + (f" and {filter_string}" if filter_string else ""))
+        runs: list[Any] = []
+        for parent in self.parent_runs():
+            found = self._indexed(parent.info.run_id, index.files_of(parent.data.tags))
+            runs.extend(found if found is not None else self._search(
+                [exp], f"tags.`{ROLE}` = 'child' and tags.`mlflow.parentRunId` = '{parent.info.run_id}'"))
+        return sorted(runs, key=lambda r: r.info.start_time or 0, reverse=True)
+
+    def _indexed(self, parent_id: str, files: list[str] | None) -> list[Any] | None:
+        """The runs a launch's index files hold; None when it has none, or one cannot be read."""
+        if files is None:
+            return None
+        import tempfile
+        from pathlib import Path
+
+        runs: list[Any] = []
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                for name in files:
+                    with self._vendor(), scoped_env({"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
+                        local = self.client.download_artifacts(parent_id, name, tmp)
+                    runs.extend(index.decode(Path(local).read_bytes()))
+        except TrackingUnreachable:
+            raise
+        except Exception:  # noqa: BLE001 - a missing or unreadable index: read the runs instead
+            return None
+        return runs
+
+    def _search(self, experiments: list[str], query: str) -> list[Any]:
         runs, token = [], None
         while True:
             with self._vendor():
-                page = self.client.search_runs([exp], query, max_results=10000, page_token=token,
+                page = self.client.search_runs(experiments, query, max_results=10000, page_token=token,
                                                order_by=["attributes.start_time DESC"])
             runs.extend(page)
             token = page.token
             if not token:
                 return runs
+
+    def index_changed(self, parent_id: str) -> None:
+        """Say that a launch's child runs were changed after its index file was written (`orchestrator recost`):
+        from now on readers read that launch's runs from MLflow (orchestrator/tracking/index.py)."""
+        self.log(parent_id, tags={index.OPEN_TAG: "1"})
+
+    def run_tags(self, run_id: str) -> dict[str, str]:
+        with self._vendor():
+            return dict(self.client.get_run(run_id).data.tags)
 
     def statuses(self) -> dict[str, str]:
         """Best status per run_key over all launches: FINISHED if any run of it finished, else PRUNED if one was
@@ -166,12 +217,62 @@ class MlflowStore:
         except Exception:  # noqa: BLE001 - any failure means not now
             return False
 
+    # -- sweep-level reads and writes (used outside the writer) ---------------------------------------------------
+    def experiment_stage(self) -> str | None:
+        """The lifecycle stage of the sweep's experiment: "active", "deleted" (restorable in MLflow), or None."""
+        with self._vendor():
+            found = self.client.get_experiment_by_name(self.experiment)
+        return None if found is None else str(found.lifecycle_stage)
+
+    def experiment_names(self) -> list[str]:
+        """The sweeps in this store, sorted: its active experiments' names, MLflow's Default (id 0) left out."""
+        with self._vendor():
+            found = self.client.search_experiments()
+        return sorted(e.name for e in found if e.experiment_id != "0")
+
+    def experiment_tags(self) -> dict[str, str]:
+        """The tags of the sweep's experiment (none if it has no experiment yet)."""
+        exp = self.experiment_id()
+        if exp is None:
+            return {}
+        with self._vendor():
+            return dict(self.client.get_experiment(exp).tags)
+
+    def set_experiment_tag(self, key: str, value: str) -> None:
+        """Set a tag of the sweep's existing experiment (its notes, its saved view)."""
+        exp = self.experiment_id()
+        if exp is None:
+            raise TrackingError(f"MLflow at {self.uri} has no experiment {self.experiment!r} to set tag {key!r} on")
+        with self._vendor(f"tag {key!r} of experiment {self.experiment!r}"):
+            self.client.set_experiment_tag(exp, key, self.redact(value))
+
+    def parent_runs(self, filter_string: str = "", newest_first: bool = False, max_results: int = 10000) -> list[Any]:
+        """The sweep's launches (parent runs) matching `filter_string`, oldest first unless `newest_first`; one page
+        of at most `max_results` (a sweep has far fewer launches than children)."""
+        exp = self.experiment_id()
+        if exp is None:
+            return []
+        query = f"tags.`{ROLE}` = 'parent'" + (f" and {filter_string}" if filter_string else "")
+        order = "DESC" if newest_first else "ASC"
+        with self._vendor():
+            return list(self.client.search_runs([exp], query, max_results=max_results,
+                                                order_by=[f"attributes.start_time {order}"]))
+
+    def metric_history(self, run_id: str, key: str) -> list[Any]:
+        """Every value of metric `key` logged on the run (`mlflow.entities.Metric`s with step and timestamp)."""
+        with self._vendor():
+            return list(self.client.get_metric_history(run_id, key))
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        with self._vendor(f"to delete tag {key!r} of run {run_id}"):
+            self.client.delete_tag(run_id, key)
+
     # -- writing --------------------------------------------------------------------------------------------------
     def create_run(self, name: str, tags: Mapping[str, str], start_time_ms: int) -> str:
         exp = self.experiment_id(create=True)
         with self._vendor(f"to create run {name!r}"):
-            return self.client.create_run(exp, run_name=self._redact(name),
-                                          tags={k: self._redact(str(v)) for k, v in tags.items()},
+            return self.client.create_run(exp, run_name=self.redact(name),
+                                          tags={k: self.redact(str(v)) for k, v in tags.items()},
                                           start_time=start_time_ms).info.run_id
 
     def create_parent(self, name: str, params: Mapping[str, Any], tags: Mapping[str, str],
@@ -188,6 +289,22 @@ class MlflowStore:
             with self._vendor(f"curve points of run {run_id}"):
                 self.client.log_batch(run_id, metrics=chunk)
 
+    def write(self, run_id: str, params: Mapping[str, Any], points: Sequence[CurvePoint],
+              tags: Mapping[str, Any]) -> None:
+        """Params, metric points (each with its own step and time) and tags in as few log_batch calls as MLflow's
+        limits allow: one for a run's whole start-to-end when it fits."""
+        from mlflow.entities import Metric, Param, RunTag
+
+        all_params = [Param(k, self.redact(str(v))) for k, v in params.items()]
+        all_metrics = [Metric(p.key, float(p.value), p.timestamp_ms, p.step) for p in points]
+        all_tags = [RunTag(k, self.redact(tag_value(v))) for k, v in tags.items()]
+        while all_params or all_metrics or all_tags:
+            p, all_params = all_params[:MAX_PARAMS], all_params[MAX_PARAMS:]
+            m, all_metrics = all_metrics[:MAX_METRICS], all_metrics[MAX_METRICS:]
+            t, all_tags = all_tags[:MAX_TAGS], all_tags[MAX_TAGS:]
+            with self._vendor(f"a write to run {run_id}"):
+                self.client.log_batch(run_id, metrics=m, params=p, tags=t)
+
     def terminate(self, run_id: str, status: str, end_time_ms: int | None = None) -> None:
         with self._vendor(f"to end run {run_id}"):
             self.client.set_terminated(run_id, status, end_time=end_time_ms or _now_ms())
@@ -199,12 +316,13 @@ class MlflowStore:
 
     def log_text(self, run_id: str, text: str, path: str) -> None:
         with self._vendor(f"artifact {path} of run {run_id}"):
-            self.client.log_text(run_id, self._redact(text), path)
+            self.client.log_text(run_id, self.redact(text), path)
 
-    def _redact(self, text: str) -> str:
+    def redact(self, text: str) -> str:
         """The last guard: a value of a secret-named environment variable (HF_TOKEN, ...) never reaches the store,
-        whatever key carries it (`auth: ${oc.env:HF_TOKEN}`, an error message, a command line)."""
-        return redact(text, self._secrets) if self._secrets else text
+        whatever key carries it (`auth: ${oc.env:HF_TOKEN}`, an error message, a command line), nor the password of
+        a URL (`postgresql://user:***@host/db`)."""
+        return redact(text, self._secrets)
 
     def log_files(self, run_id: str, files: Mapping[str, bytes], folder: str) -> None:
         """Log in-memory files (JSON, CSV, PNG) as artifacts of a run, under `folder/`."""
@@ -221,15 +339,6 @@ class MlflowStore:
             tags: Mapping[str, Any] | None = None, timestamp_ms: int | None = None, step: int = 0) -> None:
         """Everything in as few log_batch calls as MLflow's limits allow; metrics at `timestamp_ms` (default now) and
         `step`, so logging the same values again adds no point to their history."""
-        from mlflow.entities import Metric, Param, RunTag
-
         now = timestamp_ms or _now_ms()
-        all_params = [Param(k, self._redact(str(v))) for k, v in (params or {}).items()]
-        all_metrics = [Metric(k, float(v), now, step) for k, v in (metrics or {}).items()]
-        all_tags = [RunTag(k, self._redact(tag_value(v))) for k, v in (tags or {}).items()]
-        while all_params or all_metrics or all_tags:
-            p, all_params = all_params[:MAX_PARAMS], all_params[MAX_PARAMS:]
-            m, all_metrics = all_metrics[:MAX_METRICS], all_metrics[MAX_METRICS:]
-            t, all_tags = all_tags[:MAX_TAGS], all_tags[MAX_TAGS:]
-            with self._vendor(f"a write to run {run_id}"):
-                self.client.log_batch(run_id, metrics=m, params=p, tags=t)
+        points = [CurvePoint(k, float(v), step, now) for k, v in (metrics or {}).items()]
+        self.write(run_id, params or {}, points, tags or {})

@@ -23,7 +23,7 @@ import re
 import time
 import zlib
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 from orchestrator.tracking.store import ROLE
 
@@ -172,11 +172,23 @@ def _card(name: str, kind: str, **fields: Any) -> dict[str, Any]:
 
 
 # -- writing ----------------------------------------------------------------------------------------------------------
-def write_view(client: Any, view: SweepView) -> ViewLink:
-    """Write (or replace) the sweep's view on its experiment with `client` (an MlflowClient) and return its link;
-    where the UI is not the one the format was read from, or the write fails, write nothing and return the plain
-    link, saying why (also logged). Never raises: a view is not worth failing a launch for."""
-    uri = str(client.tracking_uri)
+class ExperimentTags(Protocol):
+    """What writing a view needs of the sweep's store (`tracking.store.MlflowStore`): its URI and its experiment's
+    tags."""
+
+    uri: str
+
+    def experiment_tags(self) -> Mapping[str, str]: ...
+
+    def set_experiment_tag(self, key: str, value: str) -> None: ...
+
+
+def write_view(store: ExperimentTags, view: SweepView) -> ViewLink:
+    """Write (or replace) the sweep's view on its experiment through `store` (the sweep's `MlflowStore`, whose
+    experiment is `view.experiment_id`) and return its link; where the UI is not the one the format was read from, or
+    the write fails, write nothing and return the plain link, saying why (also logged). Never raises: a view is not
+    worth failing a launch for."""
+    uri = str(store.uri)
     base = uri.rstrip("/") + "/" if uri.startswith(("http://", "https://")) else ""
     plain = view_link(view.experiment_id)
     version = ui_version(uri)
@@ -187,9 +199,8 @@ def write_view(client: Any, view: SweepView) -> ViewLink:
         return ViewLink(plain, base + plain, False, why)
     try:
         key = TAG_PREFIX + view_id(view.sweep)
-        old = client.get_experiment(view.experiment_id).tags.get(key)
-        created = _created_at(old)
-        client.set_experiment_tag(view.experiment_id, *view_tag(view, created_at_ms=created))
+        created = _created_at(store.experiment_tags().get(key))
+        store.set_experiment_tag(*view_tag(view, created_at_ms=created))
     except Exception as exc:  # noqa: BLE001 - a view is a convenience; say why and give the plain link
         why = f"could not write the sweep's saved view: {exc}"
         log.warning("%s", why)
@@ -209,7 +220,8 @@ def _created_at(value: str | None) -> int | None:
 
 def ui_version(tracking_uri: str) -> str | None:
     """The MLflow version whose UI shows this store: the server's for an http(s) URI (None if it does not say),
-    else the installed mlflow's (the `mlflow ui` a user opens over a database or folder)."""
+    else the installed mlflow's (the `mlflow ui` a user opens over a database or folder), from its package metadata
+    (mlflow is imported by the store alone)."""
     if tracking_uri.startswith(("http://", "https://")):
         import urllib.request
 
@@ -220,6 +232,6 @@ def ui_version(tracking_uri: str) -> str | None:
             return None
     if tracking_uri.startswith("databricks"):
         return None
-    import mlflow
+    from importlib.metadata import version
 
-    return mlflow.__version__
+    return version("mlflow")

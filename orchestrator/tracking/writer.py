@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from orchestrator.records import KILLED, CurvePoint, RunResult, RunSpec
-from orchestrator.tracking import ops
+from orchestrator.tracking import index, ops
 from orchestrator.tracking.buffer import FAIL_FAST_HTTP, OutageBuffer
 from orchestrator.tracking.journal import Journal, journal_dir, journal_name
 from orchestrator.tracking.orphans import HEARTBEAT_TAG
@@ -42,9 +42,18 @@ class WriterCore:
 
     Runs in a process of its own: it sets MLflow's HTTP retries low (`FAIL_FAST_HTTP`) so an outage shows in seconds."""
 
-    def __init__(self, uri: str, journal_folder: str | None = None, secrets: list[str] | None = None) -> None:
+    def __init__(self, uri: str, journal_folder: str | None = None, secrets: list[str] | None = None,
+                 credentials: Mapping[str, str] | None = None, background: bool = False) -> None:
+        """`credentials`: the driver's MLflow credentials (`tracking.auth.tracking_credentials`), sent from here on.
+        `background`: writes go out from a thread of their own, coalesced (`OutageBuffer`), as the actor runs them;
+        in the foreground every message is written before its call returns (in-process use and tests)."""
+        from orchestrator.tracking.auth import use_credentials
+
         os.environ.update(FAIL_FAST_HTTP)
-        self.uri = uri
+        # MLflow prints a "View run ... at: <url>" line for every run it ends on a server: 10,000 lines on the driver.
+        os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
+        use_credentials(credentials or {})
+        self.uri, self.background = uri, background
         # Values of the driver's secret-named environment variables, never written (this process's env may differ).
         self.secrets = secrets
         self.journal_folder = Path(journal_folder) if journal_folder else journal_dir(uri)
@@ -61,6 +70,12 @@ class WriterCore:
         self.waiting: dict[Attempt, tuple[str, RunSpec, RunResult, int]] = {}
         self.ended: set[Attempt] = set()
         self.closing_since: float | None = None
+        # The launch's index file and the ones its parent listed before (None: the launch is not indexed).
+        self.index_file = ""
+        self.index_before: list[str] | None = None
+        self.index_written: str | None = None
+        # False for a shard that writes runs of a launch whose parent another shard owns.
+        self.owns_parent = True
 
     def open_launch(self, experiment: str, name: str, params: Mapping[str, Any], tags: Mapping[str, str],
                     texts: Mapping[str, str], started_at_ms: int, resume: str | None = None) -> str | None:
@@ -69,19 +84,48 @@ class WriterCore:
         the parent's run id; None if the server became unreachable before it was created."""
         from orchestrator.tracking.store import MlflowStore
 
-        if self.buffer is not None and self.buffer.offline:
-            self.buffer.leave_for_later()  # the last launch never closed
+        if self.buffer is not None:
+            self.buffer.stop()
+            if self.buffer.offline:
+                self.buffer.leave_for_later()  # the last launch never closed
         journal = Journal(self.journal_folder / journal_name(experiment, started_at_ms), self.uri, experiment)
-        self.buffer = OutageBuffer(MlflowStore(self.uri, experiment, self.secrets), journal)
+        self.buffer = OutageBuffer(MlflowStore(self.uri, experiment, self.secrets), journal, self.background)
+        self.buffer.on_back = self._back_online
         self._reset(experiment)
+        self.index_file = index.file_name(started_at_ms)
         if resume is not None:
             self.buffer.ids[ops.PARENT] = resume
             self.buffer.submit(ops.reopen())
+            # Its children so far are indexed (or not); this launch's join them when it closes with every write in.
+            self.index_before = self._indexed_so_far(resume)
+            if self.index_before is not None:
+                self.buffer.submit(ops.log(ops.PARENT, tags={index.OPEN_TAG: "1"}))
             return resume
+        self.index_before = []
         self.buffer.submit(ops.create_parent(uuid.uuid4().hex, name, params, tags, started_at_ms))
         for path, text in texts.items():
             self.buffer.submit(ops.log_text(text, path))
+        self.buffer.drain()
         return self.buffer.ids.get(ops.PARENT)
+
+    def attach_launch(self, experiment: str, parent_id: str, started_at_ms: int, shard: int) -> None:
+        """Write this shard's runs of a launch whose parent run another shard created (`tracking/shards.py`)."""
+        from orchestrator.tracking.store import MlflowStore
+
+        if self.buffer is not None:
+            self.buffer.stop()
+        journal = Journal(self.journal_folder / journal_name(experiment, started_at_ms), self.uri, experiment)
+        self.buffer = OutageBuffer(MlflowStore(self.uri, experiment, self.secrets), journal, self.background)
+        self._reset(experiment)
+        self.buffer.ids[ops.PARENT] = parent_id
+        self.owns_parent = False
+        self.index_file, self.index_before = index.file_name(started_at_ms, shard), []
+
+    def close_shard(self, force: bool = False) -> tuple[bool, list[str], str | None]:
+        """A shard's part of closing: every end applied and its index file written; (closed, failed writes, the
+        index file or None)."""
+        closed, errors = self.close_launch("", {}, {}, force)
+        return closed, errors, self.index_written
 
     # -- from executors -------------------------------------------------------------------------------------------
     def start(self, spec: RunSpec, where: Mapping[str, Any], *opened: Any) -> None:
@@ -126,11 +170,14 @@ class WriterCore:
         self._beat()
 
     def _poll(self) -> None:
-        """Try an unreachable server again; the moment it answers, beat at once: no heartbeat went out while it was
-        down, and another host's launch must not take this live driver for a dead one."""
-        was_offline = self._live().offline
-        self._live().poll()
-        if was_offline and not self._live().offline and self.closing_since is None:
+        """Try an unreachable server again (in the foreground; the background thread asks by itself)."""
+        if self._live().poll():
+            self._back_online()
+
+    def _back_online(self) -> None:
+        """The moment the server answers again, beat at once: no heartbeat went out while it was down, and another
+        host's launch must not take this live driver for a dead one."""
+        if self.closing_since is None:
             self._beat()
 
     def _beat(self) -> None:
@@ -138,12 +185,20 @@ class WriterCore:
         if ops.PARENT in self.buffer.ids:
             self.buffer.try_now(ops.log(ops.PARENT, tags={HEARTBEAT_TAG: str(int(time.time()))}))
 
+    def stats(self) -> dict[str, int]:
+        """How the launch's writes went: ops received and applied, store write calls, curve points in and out, the
+        most ops ever waiting to be written (the backlog)."""
+        if self.buffer is None:
+            return {}
+        return {**self.buffer.stats, "store_calls": self.buffer.store.write_calls, "kept": len(self.buffer.queue)}
+
     def outage(self) -> str | None:
         """While the server is unreachable: since when, and how many writes wait where (else None)."""
         return self.buffer.outage() if self.buffer is not None else None
 
     def close_launch(self, status: str, metrics: Mapping[str, float], tags: Mapping[str, str], force: bool = False,
-                     outage_grace_s: float = OUTAGE_GRACE_S) -> tuple[bool, list[str]]:
+                     outage_grace_s: float = OUTAGE_GRACE_S,
+                     index_files: list[str] | None = ()) -> tuple[bool, list[str]]:
         """End the parent run once every end is applied: (closed, failed writes). With `force`, apply what still
         waits as it is (the driver's deadline passed: an executor's messages were lost with it). While the server is
         unreachable, answer not-closed for up to `outage_grace_s` after the first call, then leave the writes in the
@@ -156,10 +211,18 @@ class WriterCore:
         for kind, spec, result, _ in list(self.waiting.values()):
             self._apply(kind, spec, result)
         self.waiting.clear()
+        if not self.buffer.drain(timeout_s=0.5):
+            return False, []  # writes still going out: the driver asks again
         if self.closing_since is None:
             self.closing_since = time.monotonic()
-            for op in ops.end_parent(status, metrics, tags):
-                self.buffer.submit(op)
+            # The other shards' index files (None: one of them has none, so the launch is not indexed).
+            listing = None if self.index_before is None or index_files is None else [*self.index_before,
+                                                                                       *index_files]
+            self.index_written = self.buffer.write_index(self.index_file, listing if self.owns_parent else None)
+            if self.owns_parent:
+                for op in ops.end_parent(status, metrics, tags):
+                    self.buffer.submit(op)
+            self.buffer.drain()
         if self.buffer.offline:
             if time.monotonic() - self.closing_since < outage_grace_s:
                 return False, []
@@ -167,6 +230,13 @@ class WriterCore:
         return True, list(self.buffer.errors)
 
     # -- internals ------------------------------------------------------------------------------------------------
+    def _indexed_so_far(self, parent_id: str) -> list[str] | None:
+        """The index files a continued launch's parent lists (None: its children are read from the runs)."""
+        try:
+            return index.files_of(self._live().store.run_tags(parent_id))
+        except Exception:  # noqa: BLE001 - unknown means unindexed: readers fall back to the runs
+            return None
+
     def _live(self) -> OutageBuffer:
         assert self.buffer is not None, "open_launch comes first"
         return self.buffer
@@ -178,6 +248,10 @@ class WriterCore:
                 "ray_node": str(where.get("ray_node", ""))}))
             return
         self.children.add(spec.run_key)
+        if self.closing_since is not None and self.owns_parent:
+            # A start that came after the launch closed (its executor's message was late): the launch's index file
+            # does not have this run, so readers read the launch's runs from MLflow.
+            self._live().submit(ops.log(ops.PARENT, tags={index.OPEN_TAG: "1"}))
         self._live().submit(ops.create_child(self.sweep, spec, where))
         early = self.early.pop(spec.run_key, [])
         if early:

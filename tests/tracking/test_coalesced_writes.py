@@ -1,0 +1,111 @@
+"""The writer coalesces what waits: a busy store gets one create, one batch and one end per run, and loses nothing."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from orchestrator.records import CurvePoint, Resources, RunResult, RunSpec
+from orchestrator.tracking import ops
+from orchestrator.tracking.writer import WriterCore
+
+WHERE = {"node": "here", "ray_node": "", "gpu_ids": [], "started_at_ms": 1}
+
+
+def spec(key: str, lr: float) -> RunSpec:
+    return RunSpec(key, {"_target_": "orchestrator.jobs.synthetic.train", "lr": lr}, Resources(), f"lr={lr}",
+                   {"job.lr": lr})
+
+
+def points(key: str, start: int, count: int) -> list[CurvePoint]:
+    now = int(time.time() * 1000)
+    return [CurvePoint("loss", 1.0 / (s + 1), s, now + s) for s in range(start, start + count)]
+
+
+def result(key: str, lr: float) -> RunResult:
+    now = int(time.time() * 1000)
+    return RunResult(key, "FINISHED", {"val_loss": lr * 10}, (CurvePoint("loss", 0.01, 9, now),), {"node": "here"},
+                     started_at_ms=now, ended_at_ms=now)
+
+
+def close(writer: WriterCore) -> tuple[bool, list[str]]:
+    """As the driver does: ask until every write is out."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        closed, errors = writer.close_launch("FINISHED", {"runs_finished": 1}, {"status": "FINISHED"})
+        if closed:
+            return closed, errors
+        time.sleep(0.02)
+    raise AssertionError("the writer did not close in 120 s")
+
+
+def test_a_run_that_started_and_ended_while_the_store_was_busy_folds_into_one_write():
+    child = [ops.create_child("s", spec("a", 0.1), WHERE), ops.log_points("a", points("a", 0, 5)),
+             *ops.end_child(result("a", 0.1))]
+    parent = [ops.log(ops.PARENT, metrics={"budget": 1.0}, step=1), ops.log(ops.PARENT, metrics={"budget": 2.0}, step=2)]
+    units = ops.coalesce([*child, *parent, *ops.end_parent("FINISHED", {}, {})])
+    kinds = [(write["op"], write["target"], len(parts)) for write, parts in units]
+    # One write for the child (5 ops), the parent's two logs and its closing log together, then the parent's end.
+    assert kinds == [("write", "a", 5), ("write", ops.PARENT, 3), ("end", ops.PARENT, 1)]
+    write = units[0][0]
+    assert write["create"]["name"] == "lr=0.1" and write["end"]["status"] == "FINISHED"
+    assert write["tags"]["status"] == "FINISHED" and write["params"]["lr"] == "0.1"
+    assert sorted(p[2] for p in write["points"] if p[0] == "loss") == [0, 1, 2, 3, 4, 9]
+
+
+def test_runs_written_in_the_background_arrive_whole_in_three_store_calls_each(tracking_uri):
+    writer = WriterCore(tracking_uri, background=True)
+    assert writer.open_launch("coalesced", "launch 1", {"sweep.kind": "grid"}, {"sweep": "coalesced"}, {}, 1000)
+    writer.buffer.store.write_calls = 0
+    keys = [f"k{i}" for i in range(40)]
+    # Hold the writer's thread while the runs come in, as a busy store would: everything waits together.
+    with writer.buffer._lock:
+        for i, key in enumerate(keys):
+            writer.start(spec(key, 0.1 + i), WHERE)
+            writer.points(key, 1, points(key, 0, 5))
+            writer.end(spec(key, 0.1 + i), result(key, 0.1 + i), expected=2)
+    assert close(writer) == (True, [])
+    stats = writer.stats()
+    assert stats["points_in"] == stats["points_out"] == 40 * 6 and stats["backlog_max"] >= 40
+    # create_run, log_batch, set_terminated per run; the parent's closing log and end; its index file and listing.
+    assert stats["store_calls"] <= 3 * 40 + 4
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.get_experiment_by_name("coalesced").experiment_id
+    runs = client.search_runs([experiment], "tags.`orchestrator.role` = 'child'", max_results=100)
+    assert sorted(r.data.tags["run_key"] for r in runs) == sorted(keys)
+    for run in runs:
+        assert run.info.status == "FINISHED" and run.data.tags["status"] == "FINISHED"
+        assert float(run.data.params["lr"]) == run.data.metrics["val_loss"] / 10
+        assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "loss")) == [0, 1, 2, 3, 4, 9]
+
+
+def test_a_write_mlflow_refuses_inside_a_coalesced_batch_is_named_and_the_others_land(tracking_uri):
+    writer = WriterCore(tracking_uri, background=True)
+    writer.open_launch("refused", "launch 1", {}, {}, {}, 1000)
+    with writer.buffer._lock:
+        writer.start(spec("a", 0.1), WHERE)
+        writer.buffer.submit(ops.log("a", params={"lr": "0.3"}))  # MLflow refuses to change a logged param
+        writer.start(spec("b", 0.2), WHERE)
+        writer.end(spec("a", 0.1), result("a", 0.1), expected=1)
+        writer.end(spec("b", 0.2), result("b", 0.2), expected=1)
+    closed, errors = close(writer)
+    assert closed and len(errors) == 1 and "log of lr=0.1" in errors[0] and "Changing param values is not allowed" in errors[0]
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.get_experiment_by_name("refused").experiment_id
+    runs = {r.data.tags["run_key"]: r for r in client.search_runs([experiment], "tags.`orchestrator.role` = 'child'")}
+    assert {k: r.info.status for k, r in runs.items()} == {"a": "FINISHED", "b": "FINISHED"}
+    assert runs["a"].data.params["lr"] == "0.1"
+    # A launch with a refused write leaves no index: readers read its runs from MLflow.
+    parent = client.search_runs([experiment], "tags.`orchestrator.role` = 'parent'")[0]
+    assert "orchestrator.index" not in parent.data.tags
+
+
+def test_the_writer_thread_outlives_its_launch_only_until_the_next_opens(tracking_uri):
+    writer = WriterCore(tracking_uri, background=True)
+    writer.open_launch("threads", "launch 1", {}, {}, {}, 1000)
+    first = writer.buffer
+    writer.open_launch("threads", "launch 2", {}, {}, {}, 2000)
+    assert first._thread is not None and not first._thread.is_alive()
+    assert Path(tracking_uri.removeprefix("sqlite:///")).exists()
