@@ -53,9 +53,7 @@ def _submit(args: argparse.Namespace) -> int:
     config_dir = relative_config_dir(project, args.config_dir)
     run_argv = [*args.overrides, *(["--rerun-failed"] if args.rerun_failed else [])]
     cfg = check(run_argv, project, config_dir)
-    run_argv += ["--config-dir", config_dir] if config_dir else []
-    uri, run_argv = tracking_for_job(cfg, run_argv)
-    command = entrypoint(run_argv)
+    uri, command = job_command(cfg, run_argv, config_dir)
     if address is None:
         return dry_run(cfg, command, project)
     client = connect(address)
@@ -97,6 +95,13 @@ def check(run_argv: list[str], project: Path, config_dir: str | None = None) -> 
         plan_sweep(cfg)
     scheduler_options(cfg)
     return cfg
+
+
+def job_command(cfg: DictConfig, run_argv: list[str], config_dir: str | None = None) -> tuple[str, str]:
+    """The tracking URI the job will use and the command it runs, for run arguments that `check` composed into `cfg`:
+    what `orchestrator submit` sends, and what a cluster recipe must run to do the same (deploy/kuberay/)."""
+    uri, run_argv = tracking_for_job(cfg, [*run_argv, *(["--config-dir", config_dir] if config_dir else [])])
+    return uri, entrypoint(run_argv)
 
 
 def tracking_for_job(cfg: DictConfig, run_argv: list[str]) -> tuple[str, list[str]]:
