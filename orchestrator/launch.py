@@ -266,7 +266,7 @@ def execute(plan: SweepPlan, cluster: Any, tracking_uri: str, options: Scheduler
     options, pruner = with_early_stopping(plan, options, history)
     feed = Feed(planner, statuses, expand=plan.expand, admit=lambda spec: admit(spec, info),
                 limit=plan.adaptive.in_flight if plan.adaptive else None, rerun_failed=rerun_failed,
-                ended=len(history), on_progress=_reporter(writer, events))
+                ended=len(history), on_progress=_reporter(writer.primary, events))
     status = KILLED
     try:
         listeners = [collector, feed, *([_PrunerTeller(pruner)] if pruner else []), *([events] if events else [])]
