@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from orchestrator.analysis._hypervolume import hypervolume
     from orchestrator.analysis.hparams import fit_optimal_hparams
     from orchestrator.analysis.isoflop import fit_isoflop
-    from orchestrator.analysis.grouped_front import grouped_front
+    from orchestrator.analysis.grouped import grouped_front
     from orchestrator.analysis.pareto import pareto_front
     from orchestrator.analysis.plots import plot_isoflop, plot_pareto_front, plot_scaling_fit
     from orchestrator.analysis.scaling import fit_scaling_law
@@ -33,7 +33,7 @@ _EXPORTS = {
     "fit_isoflop": "orchestrator.analysis.isoflop",
     "fit_optimal_hparams": "orchestrator.analysis.hparams",
     "pareto_front": "orchestrator.analysis.pareto",
-    "grouped_front": "orchestrator.analysis.grouped_front",
+    "grouped_front": "orchestrator.analysis.grouped",
     "hypervolume": "orchestrator.analysis._hypervolume",
     "plot_scaling_fit": "orchestrator.analysis.plots",
     "plot_isoflop": "orchestrator.analysis.plots",

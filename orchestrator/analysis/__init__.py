@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from orchestrator.analysis.hparams import OptimalHparamFit, fit_optimal_hparams
     from orchestrator.analysis.isoflop import IsoFlopFit, fit_isoflop
     from orchestrator.analysis.sensitivity import ExponentSensitivity, exponent_sensitivity
-    from orchestrator.analysis.grouped_front import GroupedFront, grouped_front
+    from orchestrator.analysis.grouped import GroupedFront, grouped_front
     from orchestrator.analysis.pareto import pareto_front
     from orchestrator.analysis._power_cost import UsdCost, ZeusCost
     from orchestrator.analysis.plots import (
@@ -56,8 +56,8 @@ _EXPORTS = {
     "fit_optimal_hparams": "hparams",
     "OptimalHparamFit": "hparams",
     "pareto_front": "pareto",
-    "grouped_front": "grouped_front",
-    "GroupedFront": "grouped_front",
+    "grouped_front": "grouped",
+    "GroupedFront": "grouped",
     "hypervolume": "_hypervolume",
     "power_frontier": "power",
     "PowerFrontier": "power",

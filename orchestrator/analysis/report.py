@@ -166,7 +166,7 @@ def _frontier_part(df: pd.DataFrame, spec: FrontierSpec) -> AnalysisReport:
 def _grouped_frontier_part(df: pd.DataFrame, spec: FrontierSpec, prefix: str) -> AnalysisReport:
     """A front with `by` and/or `mean_over`: of configuration means, each group's own front, and its owners."""
     from orchestrator.analysis._hypervolume import hypervolume
-    from orchestrator.analysis.grouped_front import grouped_front
+    from orchestrator.analysis.grouped import grouped_front
     from orchestrator.analysis.plots import plot_grouped_front, png_bytes
 
     try:

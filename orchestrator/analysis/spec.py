@@ -17,7 +17,7 @@ analysis:
 ```
 A frontier with `by` (a column) also gives each group's own front and which groups own the overall front; with
 `mean_over` (a column or a list) its points are configuration means over those columns, e.g. the seed
-(orchestrator/analysis/grouped_front.py).
+(orchestrator/analysis/grouped.py).
 `hparams` (one mapping or a list): the optimal `hparam` per cell of the `over` columns, fitted as a power law in them
 (orchestrator/analysis/hparams.py). `profile` names other swept hyperparameters to take the best over; `over`
 defaults to [n_params, tokens], `loss` to val_loss, `name` to the hparam.
@@ -104,7 +104,7 @@ class FrontierSpec:
     reference: Mapping[str, float] | None = None
     # Group column (e.g. "bits"): each group's own front too, and which groups own the overall front.
     by: str | None = None
-    # Columns averaged over (e.g. ("seed",)): the front of configuration means (orchestrator/analysis/grouped_front.py).
+    # Columns averaged over (e.g. ("seed",)): the front of configuration means (orchestrator/analysis/grouped.py).
     mean_over: tuple[str, ...] = ()
 
 

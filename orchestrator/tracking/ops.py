@@ -195,7 +195,7 @@ def _write(store: MlflowStore, ids: dict[str, str], op: Op, again: bool) -> None
     """A coalesced write (see `coalesce`): its run created with all its tags if it is new, then one log_batch of its
     params, metrics and curve points, then its end."""
     target, create, tags = op["target"], op["create"], dict(op["tags"])
-    if create is not None:
+    if create is not None and target not in ids:
         _create(store, ids, {**create, "op": "create", "target": target, "tags": {**create["tags"], **tags},
                              "params": {}, "metrics": {}}, again)
         tags = tags if again else {}  # a new run has them; one found again may not

@@ -44,6 +44,12 @@ def best_statuses(runs: Iterable[Any]) -> dict[str, str]:
     return best
 
 
+def _newest_first(runs: list[Any]) -> list[Any]:
+    """Runs by start time, newest first; runs started in the same millisecond by run id (MLflow leaves ties in any
+    order)."""
+    return sorted(runs, key=lambda r: (r.info.start_time or 0, r.info.run_id), reverse=True)
+
+
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -146,13 +152,14 @@ class MlflowStore:
         if exp is None:
             return []
         if filter_string or not use_index:
-            return self._search([exp], f"tags.`{ROLE}` = 'child'" + (f" and {filter_string}" if filter_string else ""))
+            return _newest_first(self._search(
+                [exp], f"tags.`{ROLE}` = 'child'" + (f" and {filter_string}" if filter_string else "")))
         runs: list[Any] = []
         for parent in self.parent_runs():
             found = self._indexed(parent.info.run_id, index.files_of(parent.data.tags))
             runs.extend(found if found is not None else self._search(
                 [exp], f"tags.`{ROLE}` = 'child' and tags.`mlflow.parentRunId` = '{parent.info.run_id}'"))
-        return sorted(runs, key=lambda r: r.info.start_time or 0, reverse=True)
+        return _newest_first(runs)
 
     def _indexed(self, parent_id: str, files: list[str] | None) -> list[Any] | None:
         """The runs a launch's index files hold; None when it has none, or one cannot be read."""

@@ -69,6 +69,8 @@ class WriterCore:
         # Ends and retries waiting for the rest of their attempt's messages: (kind, spec, result, expected count).
         self.waiting: dict[Attempt, tuple[str, RunSpec, RunResult, int]] = {}
         self.ended: set[Attempt] = set()
+        # The latest attempt of each run_key whose start was applied.
+        self.started: dict[str, int] = {}
         self.closing_since: float | None = None
         # The launch's index file and the ones its parent listed before (None: the launch is not indexed).
         self.index_file = ""
@@ -132,7 +134,10 @@ class WriterCore:
         """An attempt began on an executor (`opened`: this launch's parent run id, resolved before this runs)."""
         self._poll()
         attempt = (spec.run_key, spec.attempt)
-        if attempt not in self.ended:
+        # A start that comes after a later attempt's (executors are different callers: their messages race) is only
+        # counted: its tags would overwrite the running attempt's.
+        if attempt not in self.ended and spec.attempt >= self.started.get(spec.run_key, 0):
+            self.started[spec.run_key] = spec.attempt
             self._open_child(spec, where)
         self._count(attempt)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
@@ -109,3 +110,21 @@ def test_the_writer_thread_outlives_its_launch_only_until_the_next_opens(trackin
     writer.open_launch("threads", "launch 2", {}, {}, {}, 2000)
     assert first._thread is not None and not first._thread.is_alive()
     assert Path(tracking_uri.removeprefix("sqlite:///")).exists()
+
+
+def test_a_late_start_of_an_earlier_attempt_does_not_overwrite_the_retry_that_finished(tracking_uri):
+    # Executors are different callers: attempt 1's start may reach the writer after attempt 2 started and ended.
+    writer = WriterCore(tracking_uri)
+    writer.open_launch("late-start", "launch 1", {}, {}, {}, 1000)
+    first, second = spec("a", 0.1), replace(spec("a", 0.1), attempt=2)
+    failed = replace(result("a", 0.1), status="FAILED", error="RuntimeError: first attempt fails", attempt=1)
+    writer.retry(first, failed, expected=1)
+    writer.start(second, WHERE)
+    writer.end(second, replace(result("a", 0.1), attempt=2), expected=1)
+    writer.start(first, WHERE)  # late
+    assert close(writer) == (True, [])
+    client = MlflowClient(tracking_uri=tracking_uri)
+    [run] = client.search_runs([client.get_experiment_by_name("late-start").experiment_id],
+                               "tags.`orchestrator.role` = 'child'")
+    assert (run.info.status, run.data.tags["status"], run.data.tags["attempt"]) == ("FINISHED", "FINISHED", "2")
+    assert run.data.tags["attempt_1.error"] == "RuntimeError: first attempt fails"

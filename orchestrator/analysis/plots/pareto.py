@@ -8,7 +8,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from orchestrator.analysis._rows import split_usable
-from orchestrator.analysis.grouped_front import GroupedFront
+from orchestrator.analysis.grouped import GroupedFront
 from orchestrator.analysis.plots._canvas import colors, log_scale_if_wide, new_figure
 
 
