@@ -20,13 +20,19 @@ def where(cfg: Any, ctx: Any) -> dict[str, float]:
 
 def together(cfg: Any, ctx: Any) -> dict[str, float]:
     """Wait at a barrier until `parties` runs have reached it (a file each in `barrier_dir`), then run `where`: the
-    first `parties` runs provably held their resources at the same time (later ones pass straight through)."""
+    first `parties` runs provably held their resources at the same time (later ones pass straight through). With
+    `release_file`, every run then also waits for that file: a test holds runs running until it has acted on them."""
     barrier = Path(cfg.barrier_dir)
     (barrier / ctx.run_key).touch()
     deadline = time.monotonic() + cfg.get("barrier_timeout_s", 120.0)
     while len(list(barrier.iterdir())) < cfg.parties:
         if time.monotonic() > deadline:
             raise TimeoutError(f"only {len(list(barrier.iterdir()))} of {cfg.parties} runs reached the barrier")
+        time.sleep(0.05)
+    release = cfg.get("release_file")
+    while release and not Path(release).exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{release} was not created")
         time.sleep(0.05)
     return where(cfg, ctx)
 
