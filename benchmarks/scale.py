@@ -185,6 +185,56 @@ def writer_under_load(uri: str, runs: int, seconds: float) -> tuple[int, int]:
     return backlog, sent + runs - arrived
 
 
+def simulate(gpus: int, runs: int, run_hours: float) -> dict[str, float]:
+    """The driver's scheduling of `runs` runs of ~`run_hours` each (lognormal spread) on `gpus` simulated GPUs
+    (orchestrator.testing.simulated: stand-in executors on a virtual clock, 8 GPUs a node): the real plan, scheduler,
+    result collection and progress display, no Ray and no MLflow. What it costs the driver per run and in memory,
+    and how well it packs (makespan over the ideal: every GPU busy until the last run ends)."""
+    import random
+
+    from rich.console import Console
+
+    from orchestrator.cli.progress import ProgressDisplay
+    from orchestrator.execution.cluster import describe
+    from orchestrator.execution.scheduler import Scheduler
+    from orchestrator.launch import Collector, Fanout, bind, scheduler_options
+    from orchestrator.sweep.expand import plan_sweep
+    from orchestrator.sweep.feed import Feed
+    from orchestrator.testing.simulated import SimulatedCluster, SimulatedWriter
+
+    rss = PeakRss()
+    cfg = sweep_config("sqlite:///simulated.db", "simulated", runs)
+    plan_s, plan = timed(lambda: plan_sweep(cfg))
+    rng = random.Random(0)
+    hours = {spec.run_key: run_hours * rng.lognormvariate(0.0, 0.5) for spec in plan.runs}
+    cluster = SimulatedCluster(gpus, duration_s=lambda spec: 3600.0 * hours[spec.run_key],
+                               metrics=lambda spec: {"val_loss": 1.0 / (1.0 + hours[spec.run_key]),
+                                                     "gpu_hours": hours[spec.run_key]})
+    info = describe(cluster.nodes())
+    plan = bind(plan, info)
+    feed = Feed(plan.planner(list(plan.runs), slots=gpus), {}, expand=plan.expand)
+    collector, writer = Collector(), SimulatedWriter()
+    display = ProgressDisplay(Console(file=io.StringIO(), force_terminal=True, width=160))
+    display.on_plan(plan, 0, 0)
+    cpu, start = time.process_time(), time.perf_counter()
+    Scheduler(info, Fanout(collector, feed, display), scheduler_options(cfg), writer,
+              executors=cluster).run(feed)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - start
+    display.stop()
+    assert sum(r.status == "FINISHED" for r in collector.results.values()) == runs, "a simulated run did not finish"
+    return {"gpus": gpus, "runs": runs, "plan_s": plan_s, "schedule_s": wall, "cpu_ms_per_run": 1000 * cpu / runs,
+            "driver_rss_mb": rss.peak_mb, "makespan_over_ideal": cluster.clock / (cluster.gpu_seconds / gpus),
+            "executors_started": cluster.actors_started, "writer_messages": sum(writer.calls.values())}
+
+
+def print_simulated(result: dict[str, float]) -> None:
+    print(f"simulated {result['gpus']:.0f} GPUs, {result['runs']:.0f} runs: plan {result['plan_s']:.1f} s, scheduling "
+          f"{result['schedule_s']:.1f} s of driver time ({result['cpu_ms_per_run']:.2f} ms CPU per run), driver peak "
+          f"RSS {result['driver_rss_mb']:.0f} MB, makespan {result['makespan_over_ideal']:.3f}x the ideal, "
+          f"{result['executors_started']:.0f} executors started, {result['writer_messages']:.0f} driver messages to "
+          "the writer", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10000)
@@ -194,8 +244,18 @@ def main() -> None:
     parser.add_argument("--load-seconds", type=float, default=120)
     parser.add_argument("--gpus", type=int, default=8)
     parser.add_argument("--skip", nargs="*", default=[], choices=["shards", "load"])
+    parser.add_argument("--simulate-gpus", type=int, default=None,
+                        help="only simulate: the driver scheduling --simulate-runs runs on this many stand-in GPUs")
+    parser.add_argument("--simulate-runs", type=int, default=100000)
+    parser.add_argument("--simulate-hours", type=float, default=1.0, help="a simulated run's median length")
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if args.simulate_gpus:
+        result = simulate(args.simulate_gpus, args.simulate_runs, args.simulate_hours)
+        print_simulated(result)
+        print("scale-simulated: " + " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                                             for k, v in result.items()))
+        return
 
     import ray
 

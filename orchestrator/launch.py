@@ -239,6 +239,9 @@ def execute(plan: SweepPlan, cluster: Any, tracking_uri: str, options: Scheduler
         check_closed_loop(plan, info, options)
     limited_nodes = check_power_limits(plan, info)
     options = replace(options, run=replace(options.run, power_limit_required=plan.power_limit_required))
+    # Executors and the writer start in Ray while the tracked state is read (a cold launch's start-up, overlapped).
+    prestart_executors(plan, info, options)
+    writer = ShardedWriter(pool.WARM.writer_shards(uri, writer_shards))
     store, statuses = tracked_state(uri, plan.name, skip_done)
     specs = todo(plan, statuses, rerun_failed)
     history = ended_history(store) if plan.closed_loop and skip_done else []
@@ -255,7 +258,6 @@ def execute(plan: SweepPlan, cluster: Any, tracking_uri: str, options: Scheduler
     if not specs and not plan.closed_loop:
         return LaunchSummary(plan.name, uri, store.experiment_id(), None, len(plan.runs), skipped, skipped_failed)
     planned = len(plan.runs)
-    writer = ShardedWriter(pool.WARM.writer_shards(uri, writer_shards))
     parent_ref = writer.open(plan.name, f"launch {time.strftime('%Y-%m-%d %H:%M:%S')}", params,
                              {"sweep": plan.name, **driver_tags(), **(tags or {})}, texts, started_at_ms,
                              resume.parent_run_id if resume else None)
@@ -357,6 +359,24 @@ def _adaptive_limit_bounds(plan: SweepPlan) -> set[tuple[str, float]]:
 
     return {("w" if path.endswith("_w") else "frac", n) for path, spec in plan.adaptive.params.items()
             if path.startswith("resources.power_limit") for n in numbers(spec)}
+
+
+def prestart_executors(plan: SweepPlan, info: ClusterInfo, options: SchedulerOptions) -> None:
+    """Start the executors the launch's runs will take (a sweep of one executor shape, or a closed-loop sweep's base
+    shape), as many as run at once, before anything is read: the scheduler then finds them warm. Not with `isolate`
+    (every run gets a fresh executor) nor for a sweep of several shapes (which shape's executors the cluster should
+    hold first is the scheduler's call)."""
+    if options.isolate:
+        return
+    if plan.expander is not None:
+        shape, count = _base_shape(plan, info), executor_slots(plan, info, options)
+    else:
+        shapes = {spec.resources.executor_shape() for spec in plan.runs}
+        if len(shapes) != 1:
+            return
+        shape = shapes.pop()
+        count = min(len(plan.runs), capacity(shape, info), options.max_concurrent or len(plan.runs))
+    pool.WARM.prestart(shape, count)
 
 
 # -- closed-loop sweeps ------------------------------------------------------------------------------------------------

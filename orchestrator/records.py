@@ -33,6 +33,15 @@ class Resources:
     power_limit_w: float | None = None
     power_limit_frac: float | None = None
 
+    def __post_init__(self) -> None:
+        # The scheduler keys executors and queues by shape many times per run ended: hash once. Only numbers go in
+        # (None as -1), so the hash is the same in every process a pickled copy reaches (hash(None) is not, < 3.12).
+        values = (self.gpus, self.cpus, self.memory_bytes, self.power_limit_w, self.power_limit_frac)
+        object.__setattr__(self, "_hash", hash(tuple(-1 if v is None else v for v in values)))
+
+    def __hash__(self) -> int:
+        return self._hash  # type: ignore[attr-defined, no-any-return]
+
     @property
     def power_limited(self) -> bool:
         return self.power_limit_w is not None or self.power_limit_frac is not None

@@ -104,6 +104,17 @@ class WarmPool:
                     return slot
         return None
 
+    def prestart(self, shape: Resources, count: int) -> None:
+        """Start executors of `shape` now, up to `count` idle ones, without waiting for them: a launch calls this
+        before it reads the sweep's tracked state, so Ray starts their processes meanwhile, and `take` hands them
+        out (unused ones stop after `IDLE_S` like any idle executor)."""
+        with self._lock:
+            self._check_session()
+            missing = count - sum(1 for slot in self.idle if slot.shape == shape)
+            fresh = [spawn(shape) for _ in range(missing)]
+        if fresh:
+            self.give_back(fresh)
+
     def give_back(self, slots: list[Slot]) -> None:
         with self._lock:
             self.idle.extend(slot for slot in slots if not slot.busy)
@@ -159,6 +170,67 @@ class WarmPool:
 
 
 WARM = WarmPool()
+
+
+class ExecutorLost(Exception):
+    """An executor (its process or its node) died before it answered; `cause` is what Ray raised."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+class RayExecutors:
+    """What the scheduler asks of the cluster, on Ray: executors (warm or new), runs sent to them, waiting on
+    answers, stopping executors, the alive nodes. `orchestrator.testing.simulated` answers the same on a virtual
+    clock, so the scheduler can be measured at cluster sizes this machine cannot start."""
+
+    def start(self, shape: Resources) -> Slot:
+        """An executor of this shape: an idle warm one, or a new one (answering `ready_ref` once started)."""
+        return WARM.take(shape) or spawn(shape)
+
+    def keep_warm(self, shapes: set[Resources]) -> None:
+        """Stop the idle warm executors of other shapes, freeing their resources."""
+        WARM.release(keep=shapes)
+
+    def give_back(self, slots: list[Slot]) -> None:
+        """Started executors the launch no longer needs, kept warm for the driver's next launch."""
+        WARM.give_back(slots)
+
+    def send(self, slot: Slot, spec: RunSpec, settings: RunSettings, writer: Any, opened: list[Any]) -> Any:
+        """Send a run to an executor; the ref answers `(RunResult, messages sent)` when it ends."""
+        return slot.actor.run_tracked.remote(spec, settings, writer, opened)
+
+    def wait(self, refs: list[Any], timeout: float) -> list[Any]:
+        """The refs that answered: at least one, or none after `timeout` seconds."""
+        import ray
+
+        done, rest = ray.wait(refs, num_returns=1, timeout=timeout)
+        if done and rest:
+            more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
+            done += more
+        return done
+
+    def get(self, ref: Any) -> Any:
+        """A ref's answer; `ExecutorLost` when its executor died."""
+        import ray
+
+        try:
+            return ray.get(ref)
+        except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
+                ray.exceptions.ObjectLostError) as exc:
+            raise ExecutorLost(exc) from exc
+
+    def kill(self, slot: Slot) -> None:
+        import ray
+
+        ray.kill(slot.actor, no_restart=True)
+
+    def nodes(self) -> list[dict[str, Any]]:
+        """Ray's view of the cluster's nodes (`cluster.describe` reads it)."""
+        import ray
+
+        return ray.nodes()
 
 
 def release_executors() -> None:

@@ -198,9 +198,25 @@ def _set(config: dict[str, Any], path: str, value: Any) -> None:
     node[leaf] = value
 
 
+def _copy_plain(value: Any) -> Any:
+    """A deep copy of plain config data (dicts, lists, scalars), faster than `copy.deepcopy` on it."""
+    kind = type(value)
+    if kind is dict:
+        return {k: _copy_plain(v) for k, v in value.items()}
+    if kind is list:
+        return [_copy_plain(v) for v in value]
+    if kind in (str, int, float, bool) or value is None:
+        return value
+    return copy.deepcopy(value)
+
+
 def _apply_plain(base: dict[str, Any], point: Mapping[str, Any]) -> dict[str, Any]:
-    """The root config (plain, unresolved) with a point's values set, each coerced to its field's type."""
-    config = copy.deepcopy(base)
+    """The root config (plain, unresolved) with a point's values set, each coerced to its field's type. Only the
+    sections a run takes (job, resources) and the ones the point sets are copied; the rest (cluster, tracking, the
+    sweep's own section) is shared with `base`, read-only: a deep copy of the whole config was most of planning's
+    cost (~0.3 ms a run)."""
+    own = {"job", "resources"} | {p.split(".", 1)[0] for p in point if not p.startswith(ANNOTATION_ROOT)}
+    config = {key: _copy_plain(value) if key in own else value for key, value in base.items()}
     for path, value in point.items():
         if not path.startswith(ANNOTATION_ROOT):
             _set(config, path, coerce(f"sweep.params.{path}", value, _get(base, path)))
