@@ -3,6 +3,7 @@ shards against an `mlflow server`, the writer under a load of many running runs,
 
     python benchmarks/scale.py [--runs 10000] [--bare-runs 2000] [--shard-runs 400] [--load-runs 1000]
                                [--load-seconds 120] [--skip shards load]
+    python benchmarks/scale.py --simulate-gpus 1000 [--simulate-runs 100000] [--simulate-hours 1]
 
 All in one run, side by side, on one Ray instance started first (its start-up is not counted):
 1. bare: a single `MlflowClient` loop writing `--bare-runs` runs shaped like the orchestrator's child runs (the same
@@ -20,7 +21,12 @@ All in one run, side by side, on one Ray instance started first (its start-up is
    the points that did not arrive in MLflow.
 
 Last line: `scale: runs=<n> runs_per_s=<x> bare_mlflow_runs_per_s=<x> relaunch_s=<s> status_s=<s> load_s=<s>
-driver_rss_mb=<m> writer_backlog_max=<k> points_lost=<n>`.
+driver_rss_mb=<m> writer_backlog_max=<k> points_lost=<n>` (the backlog of step 5, or of step 2's launch when step 5 is
+skipped).
+
+`--simulate-gpus N` runs only a simulation instead: the real planner, scheduler, result collection and progress
+display driving `--simulate-runs` runs against N stand-in GPUs on a virtual clock (orchestrator/testing/simulated.py),
+no Ray and no MLflow; it prints the driver's CPU per run, its peak memory and the packing (makespan over the ideal).
 """
 
 from __future__ import annotations
@@ -296,7 +302,7 @@ def main() -> None:
 
         if "shards" not in args.skip:
             shards_curve(workdir, args.shard_runs)
-        backlog, lost = (0, 0)
+        backlog, lost = stats["backlog_max"], 0  # without the load step: the big launch's own backlog
         if "load" not in args.skip:
             backlog, lost = writer_under_load(fresh_store(workdir / "load.db"), args.load_runs, args.load_seconds)
             print(f"writer under load: {args.load_runs} runs x 1 point/s for {args.load_seconds:.0f} s: backlog max "
