@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tests.mlflow_server import free_port
+from tests.processes import process_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 GPUS_PER_NODE = CPUS_PER_NODE = 4
@@ -51,26 +52,6 @@ def wait_for(what: str, probe: Callable[[], Any], deadline_s: float, interval_s:
         time.sleep(interval_s)
 
 
-def _descendants(pid: int) -> list[int]:
-    """Every process below `pid`, read from /proc (children, theirs, ...)."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])  # the name in parentheses may hold spaces
-        parents.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
 @dataclass
 class RayNode:
     """One `ray start --block` process group and its log."""
@@ -83,7 +64,7 @@ class RayNode:
         """SIGKILL everything this `ray start` started, nothing else, as a lost machine would: its process group and
         every descendant (the raylet starts the executors' worker processes in process groups of their own, and
         they outlive their raylet long enough to run more tasks)."""
-        descendants = _descendants(self.process.pid)
+        descendants = process_tree(self.process.pid) - {self.process.pid}
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
         except ProcessLookupError:

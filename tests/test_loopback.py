@@ -16,29 +16,12 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
+from tests.processes import process_tree
+
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 RUNS = 2
 # Generous deadline for Ray to start and the runs to reach the barrier; nothing asserts how long anything took.
 DEADLINE_S = 120
-
-
-def _descendants(root: int) -> set[int]:
-    """`root` and every process below it (Ray's servers are children of the driver, its workers of the raylet)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (ValueError, OSError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = set(), [root]
-    while todo:
-        pid = todo.pop()
-        found.add(pid)
-        todo.extend(children.get(pid, []))
-    return found
 
 
 def _address(hex_ip: str) -> IP:
@@ -62,7 +45,7 @@ def _listening() -> dict[int, tuple[IP, int]]:
 def listening_sockets(root: int) -> list[tuple[int, str, IP, int]]:
     """(pid, process name, ip, port) of every listening TCP socket owned by `root` or its descendants."""
     listening, found = _listening(), []
-    for pid in _descendants(root):
+    for pid in process_tree(root):
         try:
             name = Path(f"/proc/{pid}/comm").read_text().strip()
             links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
