@@ -61,8 +61,9 @@ def test_runs_written_in_the_background_arrive_whole_in_three_store_calls_each(t
     assert writer.open_launch("coalesced", "launch 1", {"sweep.kind": "grid"}, {"sweep": "coalesced"}, {}, 1000)
     writer.buffer.store.write_calls = 0
     keys = [f"k{i}" for i in range(40)]
-    # Hold the writer's thread while the runs come in, as a busy store would: everything waits together.
-    with writer.buffer._lock:
+    # Hold the writer's thread while the runs come in, as a busy store would: everything waits together. (Holding
+    # the queue's condition, not the store lock: the thread would otherwise take the first ops as a batch of their own.)
+    with writer.buffer._arrived:
         for i, key in enumerate(keys):
             writer.start(spec(key, 0.1 + i), WHERE)
             writer.points(key, 1, points(key, 0, 5))
@@ -85,7 +86,7 @@ def test_runs_written_in_the_background_arrive_whole_in_three_store_calls_each(t
 def test_a_write_mlflow_refuses_inside_a_coalesced_batch_is_named_and_the_others_land(tracking_uri):
     writer = WriterCore(tracking_uri, background=True)
     writer.open_launch("refused", "launch 1", {}, {}, {}, 1000)
-    with writer.buffer._lock:
+    with writer.buffer._arrived:
         writer.start(spec("a", 0.1), WHERE)
         writer.buffer.submit(ops.log("a", params={"lr": "0.3"}))  # MLflow refuses to change a logged param
         writer.start(spec("b", 0.2), WHERE)
