@@ -1,17 +1,19 @@
 """Large sweeps: tracked runs per second against a bare MLflow loop, reads that do not grow with the history, writer
 shards against an `mlflow server`, the writer under a load of many running runs, and driver memory.
 
-    python benchmarks/scale.py [--runs 10000] [--bare-runs 2000] [--shard-runs 400] [--load-runs 1000]
+    python benchmarks/scale.py [--runs 10000] [--bare-runs RUNS] [--shard-runs 400] [--load-runs 1000]
                                [--load-seconds 120] [--skip shards load]
     python benchmarks/scale.py --simulate-gpus 1000 [--simulate-runs 100000] [--simulate-hours 1]
 
 All in one run, side by side, on one Ray instance started first (its start-up is not counted):
-1. bare: a single `MlflowClient` loop writing `--bare-runs` runs shaped like the orchestrator's child runs (the same
-   tags at creation, params, final metrics and curve points, read from a run of step 2) as `create_run(tags=...)`,
-   one `log_batch`, `set_terminated`, into its own SQLite file.
-2. orchestrator: `--runs` zero-length synthetic runs through `launch()` (SQLite; executors warmed by a small launch
-   first), its runs/s, the writer's store calls per run and its largest backlog, the driver's peak resident memory
-   (sampled every 0.2 s through the launch and the reads).
+1. bare: a single `MlflowClient` loop writing `--bare-runs` runs (default: as many as step 2, since SQLite's cost
+   per run grows with the store) shaped like the orchestrator's child runs (the same tags at creation, params, final
+   metrics and curve points, read from the warm-up's runs) as `create_run(tags=...)`, one `log_batch`,
+   `set_terminated`, into its own SQLite file; its CPU per run.
+2. orchestrator: `--runs` zero-length synthetic runs through `launch()` (SQLite; the executors and the store's writer
+   warmed by a small launch of another sweep into the same store first), its runs/s, the writer's store calls per
+   run, their time and CPU per run (against the bare loop's: what the writer adds inside MLflow), its largest
+   backlog, the driver's peak resident memory (sampled every 0.2 s through the launch and the reads).
 3. reads on that sweep: the relaunch (the resume lookup, nothing left to run), `orchestrator status` (its function,
    in-process) and `load_sweep(...).runs`.
 4. shards: `--shard-runs` runs against one `mlflow server` (SQLite behind it, 4 workers) with 1, 2 and 4 writer
@@ -93,14 +95,15 @@ def run_shape(uri: str, sweep: str) -> dict[str, Any]:
             "params": dict(run.data.params), "metrics": dict(run.data.metrics), "curves": curves}
 
 
-def bare_loop(uri: str, runs: int, shape: dict[str, Any]) -> float:
-    """Runs/s of one MlflowClient writing `runs` runs of `shape`: create_run, one log_batch, set_terminated."""
+def bare_loop(uri: str, runs: int, shape: dict[str, Any]) -> tuple[float, float]:
+    """Runs/s of one MlflowClient writing `runs` runs of `shape` (create_run, one log_batch, set_terminated), and
+    the CPU milliseconds per run it took."""
     from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
     experiment = client.create_experiment("bare")
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.thread_time()
     for i in range(runs):
         now = int(time.time() * 1000)
         run = client.create_run(experiment, run_name=f"run-{i}", tags={**shape["tags"], "run_key": f"k{i}"},
@@ -109,7 +112,7 @@ def bare_loop(uri: str, runs: int, shape: dict[str, Any]) -> float:
         metrics += [Metric(k, float(s), now + s, s) for k, n in shape["curves"].items() if n > 1 for s in range(n - 1)]
         client.log_batch(run.info.run_id, metrics=metrics, params=[Param(k, v) for k, v in shape["params"].items()])
         client.set_terminated(run.info.run_id, "FINISHED")
-    return runs / (time.perf_counter() - start)
+    return runs / (time.perf_counter() - start), 1000 * (time.thread_time() - cpu) / runs
 
 
 def timed(fn: Any) -> tuple[float, Any]:
@@ -244,7 +247,8 @@ def print_simulated(result: dict[str, float]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10000)
-    parser.add_argument("--bare-runs", type=int, default=2000)
+    parser.add_argument("--bare-runs", type=int, default=None,
+                        help="runs of the bare loop (default: --runs, so both write a store that grows alike)")
     parser.add_argument("--shard-runs", type=int, default=400)
     parser.add_argument("--load-runs", type=int, default=1000)
     parser.add_argument("--load-seconds", type=float, default=120)
@@ -272,13 +276,16 @@ def main() -> None:
     ray.init(num_gpus=args.gpus, num_cpus=args.gpus, include_dashboard=False, logging_level="ERROR")
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        warm_uri = fresh_store(workdir / "warm.db")
-        launch(sweep_config(warm_uri, "warm-up", 2 * args.gpus))  # executors and the writer up before timing
-        shape = run_shape(warm_uri, "warm-up")
-        bare = bare_loop(fresh_store(workdir / "bare.db"), args.bare_runs, shape)
-        print(f"bare MlflowClient loop: {bare:.1f} runs/s ({args.bare_runs} runs, 3 store calls each)", flush=True)
-
         uri = fresh_store(workdir / "mlflow.db")
+        # Executors and this store's writer up before timing (a writer serves one store: warmed on another, the
+        # timed launch would pay its start, MLflow's import included, while its runs wait).
+        launch(sweep_config(uri, "warm-up", 2 * args.gpus))
+        shape = run_shape(uri, "warm-up")
+        bare_runs = args.bare_runs or args.runs
+        bare, bare_cpu_ms = bare_loop(fresh_store(workdir / "bare.db"), bare_runs, shape)
+        print(f"bare MlflowClient loop: {bare:.1f} runs/s ({bare_runs} runs, 3 store calls each, "
+              f"{bare_cpu_ms:.1f} ms CPU per run)", flush=True)
+
         cfg = sweep_config(uri, "scale", args.runs)
         cpu_before = sum(rss.process.cpu_times()[:2])
         seconds, summary = timed(lambda: launch(cfg))
@@ -288,7 +295,8 @@ def main() -> None:
         runs_per_s = args.runs / seconds
         print(f"orchestrator: {runs_per_s:.1f} runs/s ({args.runs} runs in {seconds:.0f} s) = {runs_per_s / bare:.2f}x "
               f"the bare loop; {stats['store_calls'] / args.runs:.2f} store calls per run; writer backlog max "
-              f"{stats['backlog_max']} ops; curve points {stats['points_in']} in, {stats['points_out']} out; driver "
+              f"{stats['backlog_max']} ops; its store calls took {1000 * stats['store_seconds'] / args.runs:.1f} ms "
+              f"per run ({1000 * stats['store_cpu_seconds'] / args.runs:.1f} ms CPU); curve points {stats['points_in']} in, {stats['points_out']} out; driver "
               f"CPU {driver_cpu_ms:.1f} ms per run (planning, scheduling, events, the end-of-launch analysis); "
               f"driver peak RSS so far {rss.peak_mb:.0f} MB", flush=True)
         relaunch_s, again = timed(lambda: launch(cfg))

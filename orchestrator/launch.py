@@ -30,7 +30,7 @@ from orchestrator.tracking import absolute_uri
 from orchestrator.tracking.buffer import JOURNALED, fail_fast_http
 from orchestrator.tracking.journal import replay_journals
 from orchestrator.tracking.orphans import driver_tags, settle_dead_drivers
-from orchestrator.tracking.shards import ShardedWriter, check_shards
+from orchestrator.tracking.shards import MAX_WRITER_LAG_S, ShardedWriter, WriterPace, check_shards
 from orchestrator.tracking.store import MlflowStore, run_status
 from orchestrator.tracking.writer import OUTAGE_GRACE_S
 
@@ -210,7 +210,18 @@ def launch(cfg: DictConfig, events: RunEvents | None = None,
                    _parent_texts(cfg, plan), events=events, should_stop=should_stop, on_plan=on_plan,
                    rerun_failed=bool(cfg.execution.rerun_failed), tags=tags,
                    report=bool(cfg.tracking.get("report", True)),
-                   writer_shards=check_shards(str(cfg.tracking.uri), cfg.tracking.get("writer_shards", 1)))
+                   writer_shards=check_shards(str(cfg.tracking.uri), cfg.tracking.get("writer_shards", 1)),
+                   max_writer_lag_s=_max_lag(cfg.tracking.get("max_lag_s", MAX_WRITER_LAG_S)))
+
+
+def _max_lag(value: Any) -> float | None:
+    """`tracking.max_lag_s`: null, or at least a second (the writer's answer itself takes a moment; under that, new
+    runs could wait on it for good)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 1:
+        raise ConfigError("tracking.max_lag_s", f"expected null or a number of seconds >= 1, got {value!r}")
+    return float(value)
 
 
 def execute(plan: SweepPlan, cluster: Any, tracking_uri: str, options: SchedulerOptions,
@@ -219,7 +230,8 @@ def execute(plan: SweepPlan, cluster: Any, tracking_uri: str, options: Scheduler
             on_plan: Callable[[SweepPlan, int, int], None] | None = None,
             skip_done: bool = True, rerun_failed: bool = False,
             resume: LaunchSummary | None = None, tags: dict[str, str] | None = None,
-            report: bool = False, writer_shards: int = 1) -> LaunchSummary:
+            report: bool = False, writer_shards: int = 1,
+            max_writer_lag_s: float | None = MAX_WRITER_LAG_S) -> LaunchSummary:
     """Run a validated plan: connect, check resources, skip what is done (unless `skip_done` is off, as for a
     Hydra multirun, which expects every job to run), track the launch as one parent run. Entry points build the plan
     (`launch` from the sweep config, the Hydra launcher from its job overrides) and call this.
@@ -241,7 +253,7 @@ def execute(plan: SweepPlan, cluster: Any, tracking_uri: str, options: Scheduler
     options = replace(options, run=replace(options.run, power_limit_required=plan.power_limit_required))
     # Executors and the writer start in Ray while the tracked state is read (a cold launch's start-up, overlapped).
     prestart_executors(plan, info, options)
-    writer = ShardedWriter(pool.WARM.writer_shards(uri, writer_shards))
+    writer = ShardedWriter(pool.WARM.writer_shards(uri, writer_shards), uri)
     store, statuses = tracked_state(uri, plan.name, skip_done)
     specs = todo(plan, statuses, rerun_failed)
     history = ended_history(store) if plan.closed_loop and skip_done else []
@@ -272,7 +284,8 @@ def execute(plan: SweepPlan, cluster: Any, tracking_uri: str, options: Scheduler
     status = KILLED
     try:
         listeners = [collector, feed, *([_PrunerTeller(pruner)] if pruner else []), *([events] if events else [])]
-        Scheduler(info, Fanout(*listeners), options, writer, parent_ref).run(feed, should_stop)
+        pace = WriterPace(writer, max_writer_lag_s)
+        Scheduler(info, Fanout(*listeners), options, writer, parent_ref, hold=pace.hold).run(feed, should_stop)
         if feed.error is not None:
             raise feed.error
         results = collector.results.values()
@@ -549,11 +562,12 @@ def write_notes(store: MlflowStore, plan: SweepPlan, summary: LaunchSummary, ana
             from orchestrator.analysis.pareto import pareto_front
 
             front = pareto_front(analysis.runs, analysis.objectives)
+        standing, unstood = _standing_rows(analysis, front, specs)
         counts = {s: summary.count(s) for s in (FINISHED, FAILED, PRUNED, KILLED)}
         launch = notes.launch_note(
             plan.name, {**counts, "skipped": summary.skipped}, summary.wall_s,
             sweep_totals(r.metrics for r in summary.results.values() if r.status in DONE), summary.analysis_summary,
-            summary.analysis_warnings, front, analysis.objectives, analysis.files)
+            summary.analysis_warnings, front, analysis.objectives, analysis.files, unstood)
         if summary.parent_run_id:
             store.log(summary.parent_run_id, tags={notes.NOTE: launch})
             latest = notes.run_link(experiment_id, summary.parent_run_id)
@@ -562,8 +576,8 @@ def write_notes(store: MlflowStore, plan: SweepPlan, summary: LaunchSummary, ana
             store.set_experiment_tag(notes.NOTE, notes.experiment_note(
                 plan.name, plan.kind, job_target, plan.varied, plan.primary, _command_line(tags),
                 tags.get("orchestrator.cwd"), latest, counted, summary.view_link))
-        if front is not None and analysis.objectives is not None:
-            _standings(store, analysis, front, specs, experiment_id)
+        if standing is not None:
+            _standings(store, analysis, standing, front, specs, experiment_id)
     except Exception as exc:  # noqa: BLE001 - a description is not worth failing a finished launch for
         log.warning("could not write the sweep's notes: %s", exc)
 
@@ -615,15 +629,31 @@ def _command_line(tags: Mapping[str, str]) -> str | None:
     return shlex.join(["orchestrator", "run", *([f"--config-dir={config_dir}"] if config_dir else []), *overrides])
 
 
-def _standings(store: MlflowStore, analysis: Analyzed, front: Any, specs: Mapping[str, RunSpec],
+def _standing_rows(analysis: Analyzed, front: Any, specs: Mapping[str, RunSpec]) -> tuple[Any, int]:
+    """This launch's runs to tell where they stand (None when there is no front): its runs on the front, then the
+    others best first by the last objective (the quality one), at most MAX_STANDINGS (one write each, after the
+    launch's last run); and how many were left out."""
+    import pandas as pd
+
+    from orchestrator.tracking import notes
+
+    objectives = analysis.objectives
+    if front is None or not objectives or analysis.runs is None:
+        return None, 0
+    rows = analysis.runs[analysis.runs["run_key"].isin(list(specs))].dropna(subset=list(objectives))
+    last, sense = list(objectives.items())[-1]
+    on_front = rows.index.isin(front.index)
+    ordered = pd.concat([rows[on_front], rows[~on_front].sort_values(last, ascending=sense == "min")])
+    return ordered.head(notes.MAX_STANDINGS), max(0, len(ordered) - notes.MAX_STANDINGS)
+
+
+def _standings(store: MlflowStore, analysis: Analyzed, rows: Any, front: Any, specs: Mapping[str, RunSpec],
                experiment_id: str) -> None:
     from orchestrator.tracking import notes
 
     objectives = analysis.objectives
     assert objectives is not None
-    rows = analysis.runs[analysis.runs["run_key"].isin(list(specs))]
-    rows = rows.dropna(subset=list(objectives))
-    for _, row in rows.head(notes.MAX_STANDINGS).iterrows():
+    for _, row in rows.iterrows():
         spec = specs[row["run_key"]]
         config = notes.spec_note(spec)
         store.log(row["run_id"], tags={notes.NOTE: notes.standing_note(config, spec.name, row, front, objectives,

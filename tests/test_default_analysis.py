@@ -100,3 +100,27 @@ def test_the_demo_ends_with_its_front_and_says_why_it_has_no_fit(ray_cluster, co
                for line in summary.analysis_summary)
     assert ("scaling fit skipped: L(N, D) has 5 parameters; it needs 10 runs with 3 values each of n_params and "
             "tokens, here 6 runs with 3 and 2") in summary.analysis_warnings
+
+
+def test_a_large_launch_tells_its_front_first_then_its_best_runs_where_they_stand(monkeypatch):
+    from orchestrator.launch import Analyzed, _standing_rows
+    from orchestrator.analysis.pareto import pareto_front
+    from orchestrator.records import Resources, RunSpec
+    from orchestrator.tracking import notes
+
+    # Cost against loss: runs 0-2 are the front; the others, dominated, from best (lowest loss) to worst.
+    runs = pd.DataFrame({"run_key": [f"k{i}" for i in range(8)], "status": "FINISHED",
+                         "cost_usd": [1.0, 2.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0],
+                         "val_loss": [3.0, 2.0, 1.0, 2.9, 1.5, 2.5, 1.2, 2.2]})
+    analysis = Analyzed(runs=runs, objectives={"cost_usd": "min", "val_loss": "min"})
+    front = pareto_front(runs, analysis.objectives)
+    specs = {k: RunSpec(k, {}, Resources(), k, {}) for k in runs["run_key"]}
+    monkeypatch.setattr(notes, "MAX_STANDINGS", 5)
+    rows, left_out = _standing_rows(analysis, front, specs)
+    assert list(rows["run_key"]) == ["k0", "k1", "k2", "k6", "k4"] and left_out == 3
+    note = notes.launch_note("big", {"FINISHED": 8}, 1.0, {}, [], [], front, analysis.objectives, [], left_out)
+    assert "The 5 runs of this launch nearest the front (the front first) were told where they stand" in note
+    assert "the other 3 were not" in note
+    # A launch's standings are of its own runs only: an earlier launch's are left as they were.
+    rows, left_out = _standing_rows(analysis, front, {k: specs[k] for k in ("k2", "k7")})
+    assert list(rows["run_key"]) == ["k2", "k7"] and left_out == 0

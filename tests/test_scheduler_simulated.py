@@ -1,11 +1,13 @@
 """The real scheduler at cluster sizes this machine cannot start: 1,000 GPUs of stand-in executors on a virtual clock
-(orchestrator.testing.simulated). Every run ends once, the GPUs stay busy, a lost node's runs run elsewhere, and
-`max_concurrent` holds."""
+(orchestrator.testing.simulated). Every run ends once, the GPUs stay busy, a lost node's runs run elsewhere,
+`max_concurrent` holds, and no new run starts while the tracking writer says it is behind."""
 
 from __future__ import annotations
 
 from collections import Counter
 from typing import Any
+
+import pytest
 
 from orchestrator.execution.cluster import describe
 from orchestrator.execution.scheduler import Scheduler, SchedulerOptions
@@ -83,3 +85,23 @@ def test_max_concurrent_caps_the_executors_on_a_large_cluster():
     assert len(events.ends) == 500
     assert cluster.actors_started == 100
     assert cluster.clock == 5 * HOUR  # 100 at a time, five waves
+
+
+def test_while_the_writer_is_behind_no_new_run_starts_and_running_ones_go_on():
+    # 40 one-hour runs on 8 GPUs; the tracking writer says it is behind from the end of the first wave for two hours.
+    cluster = SimulatedCluster(8, duration_s=lambda spec: HOUR, startup_s=10.0)
+    behind = (10.0 + HOUR, 10.0 + 3 * HOUR)
+    writer, sent_at = SimulatedWriter(), []
+
+    class Timed(Recorder):
+        def on_start(self, spec: RunSpec, where: dict[str, Any]) -> None:
+            super().on_start(spec, where)
+            sent_at.append(cluster.clock)
+
+    events = Timed()
+    Scheduler(describe(cluster.nodes()), events, SchedulerOptions(), writer, executors=cluster,
+              hold=lambda: behind[0] <= cluster.clock < behind[1]).run(specs(40))
+    assert len(events.ends) == 40 and not events.ended_twice and max(events.starts.values()) == 1
+    assert not [t for t in sent_at if behind[0] <= t < behind[1]]
+    # The second wave was already waiting on its executors and ran; the third waited out the hold; then three more.
+    assert cluster.clock == pytest.approx(10.0 + 6 * HOUR)

@@ -211,6 +211,12 @@ class RayExecutors:
             done += more
         return done
 
+    def pause(self, seconds: float) -> None:
+        """Let `seconds` pass (the scheduler waiting, with nothing running, for its hold on new runs to lift)."""
+        import time
+
+        time.sleep(seconds)
+
     def get(self, ref: Any) -> Any:
         """A ref's answer; `ExecutorLost` when its executor died."""
         import ray

@@ -13,6 +13,9 @@ exhausted and nothing is queued or running.
 While more runs wait than there are executors, each executor is sent its next run before the current one ends, so it
 never idles for the driver's round trip (~10 ms per run here). At the tail of a queue each executor holds one run, so
 no run waits behind a long one while another executor is free.
+
+While its `hold` says so (the tracking writers are behind: `tracking.shards.WriterPace`), no new run is sent; runs
+already sent go on.
 """
 
 
@@ -36,6 +39,8 @@ PIPELINE_DEPTH = 2
 # Seconds between reads of the cluster's alive nodes, and between the launch's heartbeats to the tracker.
 REFRESH_S = 5.0
 HEARTBEAT_S = 30.0
+# While new runs are held, how often the hold is asked again.
+HOLD_POLL_S = 0.1
 
 
 class RunEvents(Protocol):
@@ -120,8 +125,12 @@ class Scheduler:
         return self.writer.primary if run_key is None else self.writer.of(run_key)
 
     def __init__(self, info: ClusterInfo, events: RunEvents, options: SchedulerOptions, writer: Any,
-                 opened: Any = None, executors: Any = None) -> None:
+                 opened: Any = None, executors: Any = None, hold: Callable[[], bool] = lambda: False) -> None:
         self.info = info
+        # Asked before runs are sent: while it says so, new runs wait (the tracking writers are behind:
+        # `tracking.shards.WriterPace`); running runs go on.
+        self.hold = hold
+        self.held = False
         # The cluster's side (`pool.RayExecutors`, or a simulated cluster's).
         self.executors = executors if executors is not None else pool.RayExecutors()
         self.events = events
@@ -186,9 +195,11 @@ class Scheduler:
 
     def _wait(self) -> list[Any]:
         refs = [s.ready_ref for s in self.slots if s.info is None] + list(self.in_flight)
+        timeout = HOLD_POLL_S if self.held else 1.0
         if not refs:
+            if self.held:
+                self.executors.pause(timeout)
             return []
-        timeout = 1.0
         if self.options.timeout_s and self.sent_at:
             timeout = min(timeout, max(min(self.sent_at.values()) + self.options.timeout_s - time.monotonic(), 0.0))
         return self.executors.wait(refs, timeout)
@@ -324,6 +335,9 @@ class Scheduler:
         """Send queued runs to the started executors: one to each idle one; then, when every executor of a shape
         (starting ones included) is busy and its queue still outnumbers them, a second one each to wait behind the
         running one, so no run waits behind another while an executor could take it."""
+        self.held = self.hold()
+        if self.held:
+            return
         limit = self.options.max_concurrent
         running = sum(1 for s in self.slots if s.busy)
         for shape, slots in self._by_shape().items():

@@ -112,6 +112,10 @@ class SimulatedCluster:
                 return done
             self._advance(self.due[0][0])
 
+    def pause(self, seconds: float) -> None:
+        """Let `seconds` pass on the virtual clock."""
+        self._advance(self.clock + seconds)
+
     def get(self, ref: Any) -> Any:
         answer = self.answers.pop(ref)
         if isinstance(answer, Exception):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from typing import Callable, ContextManager
 
 from orchestrator.environ import scoped_env
@@ -53,10 +54,14 @@ class OutageBuffer:
         self.on_back: Callable[[], None] = lambda: None
         # The launch's child runs as written, for the sweep index (orchestrator/tracking/index.py).
         self.index = IndexRows()
-        self.stats = {"ops": 0, "writes": 0, "points_in": 0, "points_out": 0, "backlog_max": 0}
+        self.stats = {"ops": 0, "writes": 0, "points_in": 0, "points_out": 0, "backlog_max": 0, "idle_s": 0.0}
         self._lock = threading.RLock()  # held while ops are applied
         self._arrived = threading.Condition()
         self._incoming: list[Op] = []
+        # When each child run's end not yet written arrived (monotonic seconds, oldest first), and how many of them
+        # the batch being written holds.
+        self._ends: deque[float] = deque()
+        self._batch_ends = 0
         self._busy = self._stopping = False
         self._thread: threading.Thread | None = None
         if background:
@@ -83,6 +88,8 @@ class OutageBuffer:
             return
         with self._arrived:
             self._incoming.append(op)
+            if _is_end(op):
+                self._ends.append(time.monotonic())
             self.stats["backlog_max"] = max(self.stats["backlog_max"], len(self._incoming))
             self._arrived.notify()
 
@@ -90,6 +97,14 @@ class OutageBuffer:
         """Apply `op` if the server is reachable; never keep it (a late heartbeat is worth nothing)."""
         if not self.offline:
             self.submit({**op, "droppable": True})
+
+    def lag(self) -> float:
+        """How far behind the writes are: seconds the oldest run end not yet written has waited. Ends, not curve
+        points: points of running runs fold into one write per run and cycle (their backlog stays one cycle's worth),
+        while ends that wait grow with every run that ends. While the server is unreachable ends are kept, not
+        waiting."""
+        with self._arrived:
+            return time.monotonic() - self._ends[0] if self._ends else 0.0
 
     def drain(self, timeout_s: float | None = None) -> bool:
         """Wait until everything submitted is applied or kept; whether it is (False: `timeout_s` passed first)."""
@@ -173,25 +188,37 @@ class OutageBuffer:
     def _run(self) -> None:
         while True:
             with self._arrived:
+                waited = time.perf_counter()
                 while not self._incoming and not self._stopping:
                     if not self._arrived.wait(PROBE_EVERY_S if self.offline else None) and self.offline:
                         break  # time to ask the server again
+                self.stats["idle_s"] += time.perf_counter() - waited
                 if self._stopping and not self._incoming:
                     return
                 batch, self._incoming = self._incoming, []
-                self._busy = True
+                self._busy, self._batch_ends = True, sum(map(_is_end, batch))
             try:
                 with self._lock:
                     back = self._poll()
-                    self._apply_all(coalesce(batch))
+                    for unit in coalesce(batch):
+                        self._apply_all([unit])
+                        self._written_ends(sum(map(_is_end, unit[1])))
                 if back:
                     self.on_back()
             except Exception:  # noqa: BLE001 - the thread must outlive any one bad write
                 log.exception("tracking writes failed")
             finally:
                 with self._arrived:
+                    self._written_ends(self._batch_ends)  # those of a batch cut short by an error: not waiting
                     self._busy = False
                     self._arrived.notify_all()
+
+    def _written_ends(self, count: int) -> None:
+        """`count` ends of the batch were applied (or kept, or dropped): they wait no longer."""
+        with self._arrived:
+            for _ in range(min(count, self._batch_ends, len(self._ends))):
+                self._ends.popleft()
+            self._batch_ends -= count
 
     def _apply_all(self, units: list[tuple[Op, list[Op]]]) -> None:
         """Apply each (write, the ops it stands for) in order; from the first the server does not answer, keep the
@@ -247,6 +274,10 @@ class OutageBuffer:
         self.index.complete = False
         log.error("tracking write failed (%s): %s", describe(op, self.names), str(exc))
         self.errors.append(f"{describe(op, self.names)}: {exc}")
+
+
+def _is_end(op: Op) -> bool:
+    return op["op"] == "end" and op["target"] != PARENT
 
 
 def _points(op: Op) -> int:

@@ -6,8 +6,9 @@
 - Each child run: its configuration when it is created; when its launch ends, where it stands against the front of
   the primary metric (on it, or dominated by which run).
 Notes are built here as plain text (pure functions); `write_launch_notes` writes them at the end of a launch. A
-child's standing is written for the runs of that launch only (at most MAX_STANDINGS of them), so a launch costs one
-write per run it ran, not per run of the sweep; an older run's note says where it stood when its launch ended.
+child's standing is written for the runs of that launch only, its front first, then the best of the others, at most
+MAX_STANDINGS of them: a launch costs at most that many writes after its last run, not one per run of the sweep; an
+older run's note says where it stood when its launch ended.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, Iterable, Mapping, Sequence
 NOTE = "mlflow.note.content"
 # Rows of the front shown in a launch's note, and children given their standing at the end of a launch.
 FRONT_ROWS = 15
-MAX_STANDINGS = 2000
+MAX_STANDINGS = 200
 # A note stays well inside MLflow's tag value limit (8000 characters).
 NOTE_MAX_CHARS = 7000
 
@@ -86,7 +87,7 @@ def experiment_note(sweep: str, kind: str, job_target: str, varied: Sequence[str
 
 def launch_note(sweep: str, counts: Mapping[str, int], wall_s: float, totals: Mapping[str, float],
                 summary: Sequence[str], warnings: Sequence[str], front: Any, objectives: Mapping[str, str] | None,
-                artifacts: Sequence[str], standings_capped: bool = False) -> str:
+                artifacts: Sequence[str], unstood: int = 0) -> str:
     """The launch's note; `front` is the DataFrame of the front's runs (or None), `objectives` its columns."""
     lines = [f"## Launch of {sweep}, {time.strftime('%Y-%m-%d %H:%M:%S')}", "",
              "| finished | failed | pruned | killed | skipped | wall time |", "|---|---|---|---|---|---|",
@@ -113,8 +114,9 @@ def launch_note(sweep: str, counts: Mapping[str, int], wall_s: float, totals: Ma
         lines += ["**Warnings**", ""] + [f"- {w}" for w in warnings] + [""]
     if artifacts:
         lines += ["Plots and tables: Artifacts, " + ", ".join(f"`analysis/{a}`" for a in artifacts) + "."]
-    if standings_capped:
-        lines.append(f"Only the first {MAX_STANDINGS} runs of this launch were told where they stand.")
+    if unstood:
+        lines.append(f"The {MAX_STANDINGS} runs of this launch nearest the front (the front first) were told where "
+                     f"they stand in their notes; the other {unstood} were not (one write each).")
     return _clip("\n".join(lines) + "\n")
 
 

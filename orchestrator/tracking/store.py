@@ -99,6 +99,8 @@ class MlflowStore:
         self._experiment_id: str | None = None
         # Calls that wrote to the store (each create_run, log_batch, set_terminated, ...): for the scale benchmark.
         self.write_calls = 0
+        # Their wall-clock time and the calling thread's CPU time in them.
+        self.write_seconds = self.write_cpu_seconds = 0.0
         self._secrets = secret_env_values() if secrets is None else secrets
 
     @contextmanager
@@ -108,6 +110,7 @@ class MlflowStore:
         from orchestrator.tracking.auth import auth_refusal
 
         self.write_calls += write is not None
+        wall, cpu = time.perf_counter(), time.thread_time()
         try:
             yield
         except TrackingError:
@@ -121,6 +124,10 @@ class MlflowStore:
             if write is None:
                 raise
             raise TrackingError(f"MLflow at {self.uri} refused {write}: {exc}") from exc
+        finally:
+            if write is not None:
+                self.write_seconds += time.perf_counter() - wall
+                self.write_cpu_seconds += time.thread_time() - cpu
 
     # -- reading --------------------------------------------------------------------------------------------------
     def experiment_id(self, create: bool = False) -> str | None:
