@@ -6,6 +6,7 @@ Run in-process against real MLflow on SQLite; the sweep is tests/tracked_sweeps.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -18,9 +19,15 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 OBJECTIVES = ["--objective", "cost_usd:min", "--objective", "val_loss:min"]
 
 
+# A line Ray's log streaming prints on this process's stdout, from its own thread, when an earlier test's Ray is still
+# up (e.g. "(raylet) WARNING: 26 PYTHON worker processes have been started"): not the command's output.
+RAY_LOG_LINE = re.compile(r"^(\x1b\[[0-9;]*m)?\((raylet|[\w.]* ?pid=\d+[^)]*)\)")
+
+
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
+    out = "".join(line for line in out.splitlines(keepends=True) if not RAY_LOG_LINE.match(line))
     return code, out, err
 
 
