@@ -296,7 +296,8 @@ def main() -> None:
         print(f"orchestrator: {runs_per_s:.1f} runs/s ({args.runs} runs in {seconds:.0f} s) = {runs_per_s / bare:.2f}x "
               f"the bare loop; {stats['store_calls'] / args.runs:.2f} store calls per run; writer backlog max "
               f"{stats['backlog_max']} ops; its store calls took {1000 * stats['store_seconds'] / args.runs:.1f} ms "
-              f"per run ({1000 * stats['store_cpu_seconds'] / args.runs:.1f} ms CPU); curve points {stats['points_in']} in, {stats['points_out']} out; driver "
+              f"per run ({1000 * stats['store_cpu_seconds'] / args.runs:.1f} ms CPU); curve points "
+              f"{stats['points_in']} in, {stats['points_out']} out; driver "
               f"CPU {driver_cpu_ms:.1f} ms per run (planning, scheduling, events, the end-of-launch analysis); "
               f"driver peak RSS so far {rss.peak_mb:.0f} MB", flush=True)
         relaunch_s, again = timed(lambda: launch(cfg))
