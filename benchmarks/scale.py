@@ -9,7 +9,8 @@ All in one run, side by side, on one Ray instance started first (its start-up is
 1. bare: a single `MlflowClient` loop writing `--bare-runs` runs (default: as many as step 2, since SQLite's cost
    per run grows with the store) shaped like the orchestrator's child runs (the same tags at creation, params, final
    metrics and curve points, read from the warm-up's runs) as `create_run(tags=...)`, one `log_batch`,
-   `set_terminated`, into its own SQLite file; its CPU per run.
+   `set_terminated`, into its own SQLite file; its CPU per run. It runs before step 2 and again after it, and the
+   ratio is against the mean of the two: this shared machine's speed drifts by tens of percent within minutes.
 2. orchestrator: `--runs` zero-length synthetic runs through `launch()` (SQLite; the executors and the store's writer
    warmed by a small launch of another sweep into the same store first), its runs/s, the writer's store calls per
    run, their time and CPU per run (against the bare loop's: what the writer adds inside MLflow), its largest
@@ -282,9 +283,9 @@ def main() -> None:
         launch(sweep_config(uri, "warm-up", 2 * args.gpus))
         shape = run_shape(uri, "warm-up")
         bare_runs = args.bare_runs or args.runs
-        bare, bare_cpu_ms = bare_loop(fresh_store(workdir / "bare.db"), bare_runs, shape)
-        print(f"bare MlflowClient loop: {bare:.1f} runs/s ({bare_runs} runs, 3 store calls each, "
-              f"{bare_cpu_ms:.1f} ms CPU per run)", flush=True)
+        before, before_cpu_ms = bare_loop(fresh_store(workdir / "bare-before.db"), bare_runs, shape)
+        print(f"bare MlflowClient loop, before the launch: {before:.1f} runs/s ({bare_runs} runs, 3 store calls "
+              f"each, {before_cpu_ms:.1f} ms CPU per run)", flush=True)
 
         cfg = sweep_config(uri, "scale", args.runs)
         cpu_before = sum(rss.process.cpu_times()[:2])
@@ -292,6 +293,11 @@ def main() -> None:
         driver_cpu_ms = 1000 * (sum(rss.process.cpu_times()[:2]) - cpu_before) / args.runs
         assert summary.count("FINISHED") == args.runs, summary
         [stats] = writer_stats(uri)
+        # This machine's speed drifts (other tenants): the bare loop again after the launch, and their mean.
+        after, after_cpu_ms = bare_loop(fresh_store(workdir / "bare-after.db"), bare_runs, shape)
+        bare = (before + after) / 2
+        print(f"bare MlflowClient loop, after the launch: {after:.1f} runs/s ({after_cpu_ms:.1f} ms CPU per run); "
+              f"mean {bare:.1f}", flush=True)
         runs_per_s = args.runs / seconds
         print(f"orchestrator: {runs_per_s:.1f} runs/s ({args.runs} runs in {seconds:.0f} s) = {runs_per_s / bare:.2f}x "
               f"the bare loop; {stats['store_calls'] / args.runs:.2f} store calls per run; writer backlog max "
