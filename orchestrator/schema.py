@@ -54,8 +54,8 @@ class TrackingConf:
     # Writer processes, each writing the runs whose run_key hashes to it: more than 1 only for an MLflow server
     # (http://...), whose workers can take writes in parallel; a SQLite file takes one writer.
     writer_shards: int = 1
-    # Backpressure: while a writer is more than this many seconds behind (its oldest unwritten write waited that
-    # long), no new run starts; running runs go on. Bounds the writers' backlog and the wait at the launch's end when
+    # Backpressure: while a writer is more than this many seconds behind (the oldest run end it has not written
+    # waited that long), no new run starts; running runs go on. Bounds the writers' backlog and the wait at the launch's end when
     # runs end faster than the store takes them (null: never hold runs; at least 1).
     max_lag_s: Optional[float] = 30.0
 

@@ -54,7 +54,7 @@ class OutageBuffer:
         self.on_back: Callable[[], None] = lambda: None
         # The launch's child runs as written, for the sweep index (orchestrator/tracking/index.py).
         self.index = IndexRows()
-        self.stats = {"ops": 0, "writes": 0, "points_in": 0, "points_out": 0, "backlog_max": 0, "idle_s": 0.0}
+        self.stats = {"ops": 0, "writes": 0, "points_in": 0, "points_out": 0, "backlog_max": 0}
         self._lock = threading.RLock()  # held while ops are applied
         self._arrived = threading.Condition()
         self._incoming: list[Op] = []
@@ -188,11 +188,9 @@ class OutageBuffer:
     def _run(self) -> None:
         while True:
             with self._arrived:
-                waited = time.perf_counter()
                 while not self._incoming and not self._stopping:
                     if not self._arrived.wait(PROBE_EVERY_S if self.offline else None) and self.offline:
                         break  # time to ask the server again
-                self.stats["idle_s"] += time.perf_counter() - waited
                 if self._stopping and not self._incoming:
                     return
                 batch, self._incoming = self._incoming, []

@@ -92,8 +92,8 @@ class WriterPace:
         self.writer, self.max_lag_s, self.poll_s = writer, max_lag_s, poll_s
         self.lag = 0.0
         self.holding = False
-        # How many times new runs were held, and the largest lag seen.
-        self.holds, self.lag_max = 0, 0.0
+        # How many times new runs were held.
+        self.holds = 0
         self._asked: list[Any] | None = None
         self._asked_at = float("-inf")
 
@@ -116,7 +116,6 @@ class WriterPace:
                     return False
             else:
                 self.lag = max(self.lag, now - self._asked_at)
-            self.lag_max = max(self.lag_max, self.lag)
         if self._asked is None and now - self._asked_at >= self.poll_s:
             self._asked, self._asked_at = [a.lag.remote() for a in self.writer.actors], now
         held = self.lag > (self.max_lag_s / 2 if self.holding else self.max_lag_s)

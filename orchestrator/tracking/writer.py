@@ -53,9 +53,6 @@ class WriterCore:
         # MLflow prints a "View run ... at: <url>" line for every run it ends on a server: 10,000 lines on the driver.
         os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
         use_credentials(credentials or {})
-        if background:
-            import sys
-            sys.setswitchinterval(0.0005)
         self.uri, self.background = uri, background
         # Values of the driver's secret-named environment variables, never written (this process's env may differ).
         self.secrets = secrets
@@ -194,7 +191,7 @@ class WriterCore:
             self.buffer.try_now(ops.log(ops.PARENT, tags={HEARTBEAT_TAG: str(int(time.time()))}))
 
     def lag(self) -> float:
-        """Seconds the oldest write still waiting has waited (0 in the foreground, or before a launch opens)."""
+        """Seconds the oldest run end not yet written has waited (0 in the foreground, or before a launch opens)."""
         return 0.0 if self.buffer is None else self.buffer.lag()
 
     def stats(self) -> dict[str, int]:
@@ -204,8 +201,7 @@ class WriterCore:
             return {}
         store = self.buffer.store
         return {**self.buffer.stats, "store_calls": store.write_calls, "store_seconds": store.write_seconds,
-                "store_cpu_seconds": store.write_cpu_seconds, "kept": len(self.buffer.queue),
-                "backlog": len(self.buffer._incoming)}
+                "store_cpu_seconds": store.write_cpu_seconds, "kept": len(self.buffer.queue)}
 
     def outage(self) -> str | None:
         """While the server is unreachable: since when, and how many writes wait where (else None)."""
