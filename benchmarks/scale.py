@@ -11,10 +11,12 @@ All in one run, side by side, on one Ray instance started first (its start-up is
    metrics and curve points, read from the warm-up's runs) as `create_run(tags=...)`, one `log_batch`,
    `set_terminated`, into its own SQLite file; its CPU per run. It runs before step 2 and again after it, and the
    ratio is against the mean of the two: this shared machine's speed drifts by tens of percent within minutes.
-2. orchestrator: `--runs` zero-length synthetic runs through `launch()` (SQLite; the executors and the store's writer
-   warmed by a small launch of another sweep into the same store first), its runs/s, the writer's store calls per
-   run, their time and CPU per run (against the bare loop's: what the writer adds inside MLflow), its largest
-   backlog, the driver's peak resident memory (sampled every 0.2 s through the launch and the reads).
+2. orchestrator: `--runs` zero-length synthetic runs through `launch()` (SQLite; Ray started as `orchestrator run`
+   starts it; the executors and the store's writer warmed by a small launch of another sweep into the same store
+   right before), its runs/s, the writer's store calls per run, their time and CPU per run (against the bare loop's:
+   what the writer adds inside MLflow), its largest backlog, when the first run started and the last ended, the
+   writer's and the executors' niceness, the driver's peak resident memory (sampled every 0.2 s through the launch
+   and the reads).
 3. reads on that sweep: the relaunch (the resume lookup, nothing left to run), `orchestrator status` (its function,
    in-process) and `load_sweep(...).runs`.
 4. shards: `--shard-runs` runs against one `mlflow server` (SQLite behind it, 4 workers) with 1, 2 and 4 writer
@@ -114,6 +116,16 @@ def bare_loop(uri: str, runs: int, shape: dict[str, Any]) -> tuple[float, float]
         client.log_batch(run.info.run_id, metrics=metrics, params=[Param(k, v) for k, v in shape["params"].items()])
         client.set_terminated(run.info.run_id, "FINISHED")
     return runs / (time.perf_counter() - start), 1000 * (time.thread_time() - cpu) / runs
+
+
+def executor_niceness() -> list[int]:
+    """The niceness of each warm executor (execution/priority.py)."""
+    import ray
+
+    from orchestrator.execution import pool
+
+    return sorted(set(ray.get([slot.actor.__ray_call__.remote(lambda self: os.getpriority(os.PRIO_PROCESS, 0))
+                               for slot in pool.WARM.idle])))
 
 
 def timed(fn: Any) -> tuple[float, Any]:
@@ -255,6 +267,8 @@ def main() -> None:
     parser.add_argument("--load-seconds", type=float, default=120)
     parser.add_argument("--gpus", type=int, default=8)
     parser.add_argument("--skip", nargs="*", default=[], choices=["shards", "load"])
+    parser.add_argument("--set", nargs="*", default=[], metavar="OVERRIDE",
+                        help="Hydra overrides for the measured launch only (e.g. tracking.max_lag_s=5)")
     parser.add_argument("--simulate-gpus", type=int, default=None,
                         help="only simulate: the driver scheduling --simulate-runs runs on this many stand-in GPUs")
     parser.add_argument("--simulate-runs", type=int, default=100000)
@@ -270,11 +284,12 @@ def main() -> None:
 
     import ray
 
+    from orchestrator.execution.cluster import connect
     from orchestrator.launch import launch
     from orchestrator.sweeps import load_sweep
 
     rss = PeakRss()
-    ray.init(num_gpus=args.gpus, num_cpus=args.gpus, include_dashboard=False, logging_level="ERROR")
+    connect({"num_gpus": args.gpus, "num_cpus": args.gpus})  # as `orchestrator run` starts Ray
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         uri = fresh_store(workdir / "mlflow.db")
@@ -287,11 +302,17 @@ def main() -> None:
         print(f"bare MlflowClient loop, before the launch: {before:.1f} runs/s ({bare_runs} runs, 3 store calls "
               f"each, {before_cpu_ms:.1f} ms CPU per run)", flush=True)
 
-        cfg = sweep_config(uri, "scale", args.runs)
+        # Again, right before timing: a bare loop longer than a minute outlasts idle executors (`WarmPool.IDLE_S`).
+        launch(sweep_config(uri, "warm-up-again", 2 * args.gpus))
+        executors_niceness = executor_niceness()
+        cfg = sweep_config(uri, "scale", args.runs, *args.set)
         cpu_before = sum(rss.process.cpu_times()[:2])
+        launched_ms = time.time() * 1000
         seconds, summary = timed(lambda: launch(cfg))
         driver_cpu_ms = 1000 * (sum(rss.process.cpu_times()[:2]) - cpu_before) / args.runs
         assert summary.count("FINISHED") == args.runs, summary
+        first_s = (min(r.started_at_ms for r in summary.results.values()) - launched_ms) / 1000
+        last_s = (max(r.ended_at_ms for r in summary.results.values()) - launched_ms) / 1000
         [stats] = writer_stats(uri)
         # This machine's speed drifts (other tenants): the bare loop again after the launch, and their mean.
         after, after_cpu_ms = bare_loop(fresh_store(workdir / "bare-after.db"), bare_runs, shape)
@@ -305,7 +326,9 @@ def main() -> None:
               f"per run ({1000 * stats['store_cpu_seconds'] / args.runs:.1f} ms CPU); curve points "
               f"{stats['points_in']} in, {stats['points_out']} out; driver "
               f"CPU {driver_cpu_ms:.1f} ms per run (planning, scheduling, events, the end-of-launch analysis); "
-              f"driver peak RSS so far {rss.peak_mb:.0f} MB", flush=True)
+              f"driver peak RSS so far {rss.peak_mb:.0f} MB; the first run started {first_s:.1f} s into the "
+              f"launch, the last ended at {last_s:.1f} s, the launch returned at {seconds:.1f} s; the writer ran at "
+              f"niceness {stats['niceness']}, executors at {executors_niceness}", flush=True)
         relaunch_s, again = timed(lambda: launch(cfg))
         assert again.skipped == args.runs and not again.results, again
         status_s = status_seconds(uri, "scale")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Mapping
 
 from orchestrator.errors import InfeasibleResourcesError
+from orchestrator.execution.priority import niceness
 from orchestrator.records import Resources
 
 
@@ -49,8 +50,11 @@ def _local_init_args(cluster: Mapping[str, Any]) -> dict[str, Any]:
         num_cpus = max(os.cpu_count() or 1, int(num_gpus))
     # Every server of the embedded Ray (GCS, raylet, workers, agents, metrics) binds to loopback only when the node's IP
     # is loopback (otherwise to all interfaces or the network address); nothing outside this machine needs them.
+    # Workers start at the driver's priority, not Ray's lower default: executors lower their own, the tracking writer
+    # keeps it (execution/priority.py).
     return {"num_gpus": num_gpus, "num_cpus": num_cpus, "include_dashboard": bool(cluster.get("include_dashboard")),
-            "dashboard_host": LOOPBACK, "_node_ip_address": LOOPBACK}
+            "dashboard_host": LOOPBACK, "_node_ip_address": LOOPBACK,
+            "_system_config": {"worker_niceness": niceness()}}
 
 
 @contextmanager

@@ -13,6 +13,12 @@ from orchestrator.records import Resources, RunResult, RunSpec
 class RayExecutor(Executor):
     """An `Executor` inside a Ray actor: streamed points go straight to the launch's tracking writer actor."""
 
+    def __init__(self) -> None:
+        from orchestrator.execution.priority import as_executor
+
+        as_executor()  # below the writer on a node they share (execution/priority.py)
+        super().__init__()
+
     def run_tracked(self, spec: RunSpec, settings: RunSettings, writer: Any, opened: list[Any]) -> tuple[
             RunResult, int]:
         """Run one job, sending its start and curves to the launch's writer without waiting on it; returns the result
@@ -147,6 +153,7 @@ class WarmPool:
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+        from orchestrator.execution.priority import niceness
         from orchestrator.masking import secret_env_values
         from orchestrator.tracking.auth import tracking_credentials
         from orchestrator.tracking.journal import journal_dir
@@ -161,7 +168,8 @@ class WarmPool:
             here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
             self.writers[key] = ray.remote(WriterCore).options(
                 num_cpus=0, max_restarts=0, scheduling_strategy=here).remote(uri, folder, secret_env_values(),
-                                                                             credentials, background=True)
+                                                                             credentials, background=True,
+                                                                             niceness=niceness())
         return [self.writers[key] for key in keys]
 
     def writer(self, uri: str) -> Any:

@@ -43,11 +43,17 @@ class WriterCore:
     Runs in a process of its own: it sets MLflow's HTTP retries low (`FAIL_FAST_HTTP`) so an outage shows in seconds."""
 
     def __init__(self, uri: str, journal_folder: str | None = None, secrets: list[str] | None = None,
-                 credentials: Mapping[str, str] | None = None, background: bool = False) -> None:
+                 credentials: Mapping[str, str] | None = None, background: bool = False,
+                 niceness: int | None = None) -> None:
         """`credentials`: the driver's MLflow credentials (`tracking.auth.tracking_credentials`), sent from here on.
         `background`: writes go out from a thread of their own, coalesced (`OutageBuffer`), as the actor runs them;
-        in the foreground every message is written before its call returns (in-process use and tests)."""
+        in the foreground every message is written before its call returns (in-process use and tests).
+        `niceness`: the driver's, taken where this process may (ahead of executors on its node:
+        execution/priority.py)."""
+        from orchestrator.execution.priority import renice
         from orchestrator.tracking.auth import use_credentials
+
+        self.niceness = renice(niceness) if niceness is not None else None
 
         os.environ.update(FAIL_FAST_HTTP)
         # MLflow prints a "View run ... at: <url>" line for every run it ends on a server: 10,000 lines on the driver.
@@ -196,12 +202,13 @@ class WriterCore:
 
     def stats(self) -> dict[str, int]:
         """How the launch's writes went: ops received and applied, store write calls, curve points in and out, the
-        most ops ever waiting to be written (the backlog)."""
+        most ops ever waiting to be written (the backlog), and this process's niceness (None: left as started)."""
         if self.buffer is None:
             return {}
         store = self.buffer.store
         return {**self.buffer.stats, "store_calls": store.write_calls, "store_seconds": store.write_seconds,
-                "store_cpu_seconds": store.write_cpu_seconds, "kept": len(self.buffer.queue)}
+                "store_cpu_seconds": store.write_cpu_seconds, "kept": len(self.buffer.queue),
+                "niceness": self.niceness}
 
     def outage(self) -> str | None:
         """While the server is unreachable: since when, and how many writes wait where (else None)."""
