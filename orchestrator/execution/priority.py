@@ -22,13 +22,16 @@ RAY_WORKER_NICENESS = 15
 
 
 def niceness() -> int:
-    """This thread's niceness (on Linux each thread has its own; threads inherit it from the one that starts them)."""
-    return os.getpriority(os.PRIO_PROCESS, 0)
+    """This thread's niceness (on Linux each thread has its own; threads inherit it from the one that starts them);
+    0 where the platform has none (Windows)."""
+    return os.getpriority(os.PRIO_PROCESS, 0) if hasattr(os, "getpriority") else 0
 
 
 def renice(value: int) -> int:
     """Give every thread of this process the niceness `value`, where allowed (lowering it takes a permission most
     users lack; threads it is refused for keep theirs). Returns this thread's niceness after."""
+    if not hasattr(os, "setpriority"):
+        return niceness()
     threads = [int(t) for t in os.listdir("/proc/self/task")] if os.path.isdir("/proc/self/task") else [0]
     for thread in threads:
         try:
