@@ -2,7 +2,7 @@
 shards against an `mlflow server`, the writer under a load of many running runs, and driver memory.
 
     python benchmarks/scale.py [--runs 10000] [--bare-runs RUNS] [--shard-runs 400] [--load-runs 1000]
-                               [--load-seconds 120] [--skip shards load]
+                               [--load-seconds 120] [--skip shards load] [--set OVERRIDE ...]
     python benchmarks/scale.py --simulate-gpus 1000 [--simulate-runs 100000] [--simulate-hours 1]
 
 All in one run, side by side, on one Ray instance started first (its start-up is not counted):
@@ -123,9 +123,9 @@ def executor_niceness() -> list[int]:
     import ray
 
     from orchestrator.execution import pool
+    from orchestrator.execution.priority import niceness
 
-    return sorted(set(ray.get([slot.actor.__ray_call__.remote(lambda self: os.getpriority(os.PRIO_PROCESS, 0))
-                               for slot in pool.WARM.idle])))
+    return sorted(set(ray.get([slot.actor.__ray_call__.remote(lambda self: niceness()) for slot in pool.WARM.idle])))
 
 
 def timed(fn: Any) -> tuple[float, Any]:
