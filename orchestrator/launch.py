@@ -320,9 +320,11 @@ def execute(plan: SweepPlan, cluster: Any, tracking_uri: str, options: Scheduler
                             tuple(f"{point}: {why}" for point, why in feed.refused if "already" not in why))
     if not any(JOURNALED in e for e in errors):
         summary = replace(summary, view_link=write_sweep_view(store, plan, summary))
-        write_notes(store, plan, summary, analysis, collector.specs, tags or {})
+        # The writer process writes the notes (a tag per run) while this one builds the report.
+        notes = write_notes(writer.primary, store, plan, summary, analysis, collector.specs, tags or {})
         if report and status != KILLED:
             log_report(store, plan, parent_id)
+        notes_written(notes)
     return summary
 
 
@@ -549,10 +551,11 @@ def analyze(uri: str, sweep: str, spec: Any, parent_id: str, primary: tuple[str,
                     sorted(n for n in report.files if n.endswith(".png")))
 
 
-def write_notes(store: MlflowStore, plan: SweepPlan, summary: LaunchSummary, analysis: Analyzed,
-                specs: Mapping[str, RunSpec], tags: Mapping[str, str]) -> None:
-    """The experiment's, the launch's and this launch's children's notes (see orchestrator/tracking/notes.py).
-    Notes are descriptions: a failure to write one is logged, never fails the launch."""
+def write_notes(writer: Any, store: MlflowStore, plan: SweepPlan, summary: LaunchSummary, analysis: Analyzed,
+                specs: Mapping[str, RunSpec], tags: Mapping[str, str]) -> Any:
+    """The experiment's, the launch's and this launch's children's notes (see orchestrator/tracking/notes.py), handed
+    to the `writer` actor to write; the ref of its answer (for `notes_written`), or None when there is nothing to
+    write. Notes are descriptions: a failure to make or write one is logged, never fails the launch."""
     from orchestrator.tracking import notes
 
     try:
@@ -564,22 +567,43 @@ def write_notes(store: MlflowStore, plan: SweepPlan, summary: LaunchSummary, ana
             front = pareto_front(analysis.runs, analysis.objectives)
         standing, unstood = _standing_rows(analysis, front, specs)
         counts = {s: summary.count(s) for s in (FINISHED, FAILED, PRUNED, KILLED)}
-        launch = notes.launch_note(
-            plan.name, {**counts, "skipped": summary.skipped}, summary.wall_s,
-            sweep_totals(r.metrics for r in summary.results.values() if r.status in DONE), summary.analysis_summary,
-            summary.analysis_warnings, front, analysis.objectives, analysis.files, unstood)
+        run_tags: list[tuple[str, dict[str, str]]] = []
+        experiment_tags: dict[str, str] = {}
         if summary.parent_run_id:
-            store.log(summary.parent_run_id, tags={notes.NOTE: launch})
+            launch = notes.launch_note(
+                plan.name, {**counts, "skipped": summary.skipped}, summary.wall_s,
+                sweep_totals(r.metrics for r in summary.results.values() if r.status in DONE),
+                summary.analysis_summary, summary.analysis_warnings, front, analysis.objectives, analysis.files,
+                unstood)
+            run_tags.append((summary.parent_run_id, {notes.NOTE: launch}))
             latest = notes.run_link(experiment_id, summary.parent_run_id)
             counted = f"{counts[FINISHED]} finished, {counts[FAILED]} failed, {summary.skipped} skipped"
             job_target = str(next(iter(specs.values())).job.get("_target_", "")) if specs else ""
-            store.set_experiment_tag(notes.NOTE, notes.experiment_note(
+            experiment_tags[notes.NOTE] = notes.experiment_note(
                 plan.name, plan.kind, job_target, plan.varied, plan.primary, _command_line(tags),
-                tags.get("orchestrator.cwd"), latest, counted, summary.view_link))
+                tags.get("orchestrator.cwd"), latest, counted, summary.view_link)
         if standing is not None:
-            _standings(store, analysis, standing, front, specs, experiment_id)
+            run_tags += _standings(analysis, standing, front, specs, experiment_id)
     except Exception as exc:  # noqa: BLE001 - a description is not worth failing a finished launch for
         log.warning("could not write the sweep's notes: %s", exc)
+        return None
+    if not run_tags and not experiment_tags:
+        return None
+    return writer.describe.remote(run_tags, experiment_tags)
+
+
+def notes_written(ref: Any) -> None:
+    """Wait for the notes `write_notes` handed to the writer; what could not be written is logged."""
+    import ray
+
+    if ref is None:
+        return
+    try:
+        failed = ray.get(ref)
+    except Exception as exc:  # noqa: BLE001 - as in write_notes
+        failed = [str(exc)]
+    for failure in failed:
+        log.warning("could not write the sweep's notes: %s", failure)
 
 
 def write_sweep_view(store: MlflowStore, plan: SweepPlan, summary: LaunchSummary) -> str | None:
@@ -647,14 +671,17 @@ def _standing_rows(analysis: Analyzed, front: Any, specs: Mapping[str, RunSpec])
     return ordered.head(notes.MAX_STANDINGS), max(0, len(ordered) - notes.MAX_STANDINGS)
 
 
-def _standings(store: MlflowStore, analysis: Analyzed, rows: Any, front: Any, specs: Mapping[str, RunSpec],
-               experiment_id: str) -> None:
+def _standings(analysis: Analyzed, rows: Any, front: Any, specs: Mapping[str, RunSpec],
+               experiment_id: str) -> list[tuple[str, dict[str, str]]]:
+    """(run id, its note tag) for each of `rows`."""
     from orchestrator.tracking import notes
 
     objectives = analysis.objectives
     assert objectives is not None
+    tags = []
     for _, row in rows.iterrows():
         spec = specs[row["run_key"]]
         config = notes.spec_note(spec)
-        store.log(row["run_id"], tags={notes.NOTE: notes.standing_note(config, spec.name, row, front, objectives,
-                                                                        experiment_id)})
+        tags.append((row["run_id"], {notes.NOTE: notes.standing_note(config, spec.name, row, front, objectives,
+                                                                     experiment_id)}))
+    return tags

@@ -5,7 +5,8 @@
   warnings, and where its plots are.
 - Each child run: its configuration when it is created; when its launch ends, where it stands against the front of
   the primary metric (on it, or dominated by which run).
-Notes are built here as plain text (pure functions); `write_launch_notes` writes them at the end of a launch. A
+Notes are built here as plain text (pure functions). At the end of a launch the driver makes them
+(`launch.write_notes`) and the writer process writes them while the driver builds the report. A
 child's standing is written for the runs of that launch only, its front first, then the best of the others, at most
 MAX_STANDINGS of them: a launch costs at most that many writes after its last run, not one per run of the sweep; an
 older run's note says where it stood when its launch ended.

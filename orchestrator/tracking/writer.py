@@ -247,6 +247,27 @@ class WriterCore:
             self.buffer.errors.append(self.buffer.leave_for_later())
         return True, list(self.buffer.errors)
 
+    def describe(self, run_tags: Sequence[tuple[str, Mapping[str, str]]],
+                 experiment_tags: Mapping[str, str]) -> list[str]:
+        """Write a finished launch's descriptions (its notes: tracking/notes.py), tags on runs by MLflow run id and
+        on the sweep's experiment, while the driver builds the launch's report. Returns the writes that failed: a
+        description is never worth failing a launch for."""
+        from orchestrator.tracking.store import MlflowStore
+
+        store = self.buffer.store if self.buffer is not None else MlflowStore(self.uri, self.sweep, self.secrets)
+        failed: list[str] = []
+        for key, value in experiment_tags.items():
+            try:
+                store.set_experiment_tag(key, value)
+            except Exception as exc:  # noqa: BLE001 - reported to the driver, which logs it
+                failed.append(f"experiment tag {key}: {exc}")
+        for run_id, tags in run_tags:
+            try:
+                store.log(run_id, tags=tags)
+            except Exception as exc:  # noqa: BLE001 - as above
+                failed.append(f"tags {', '.join(tags)} of run {run_id}: {exc}")
+        return failed
+
     # -- internals ------------------------------------------------------------------------------------------------
     def _indexed_so_far(self, parent_id: str) -> list[str] | None:
         """The index files a continued launch's parent lists (None: its children are read from the runs)."""

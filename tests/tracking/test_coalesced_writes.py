@@ -129,3 +129,23 @@ def test_a_late_start_of_an_earlier_attempt_does_not_overwrite_the_retry_that_fi
                                "tags.`orchestrator.role` = 'child'")
     assert (run.info.status, run.data.tags["status"], run.data.tags["attempt"]) == ("FINISHED", "FINISHED", "2")
     assert run.data.tags["attempt_1.error"] == "RuntimeError: first attempt fails"
+
+
+def test_notes_the_writer_describes_after_close_land_and_a_write_that_fails_is_named(tracking_uri):
+    """The driver hands a finished launch's notes to the writer (while it builds the report): every one lands, a
+    run MLflow does not know is named in the answer, and the others are still written."""
+    writer = WriterCore(tracking_uri, background=True)
+    parent = writer.open_launch("described", "launch 1", {}, {}, {}, 1000)
+    writer.start(spec("a", 0.1), WHERE)
+    writer.end(spec("a", 0.1), result("a", 0.1), expected=1)
+    assert close(writer) == (True, [])
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.get_experiment_by_name("described").experiment_id
+    child = client.search_runs([experiment], "tags.`orchestrator.role` = 'child'")[0].info.run_id
+    note = "mlflow.note.content"
+    failed = writer.describe([(parent, {note: "the launch"}), ("0" * 32, {note: "nobody"}), (child, {note: "run a"})],
+                             {note: "the sweep"})
+    assert len(failed) == 1 and "0" * 32 in failed[0], failed
+    assert client.get_run(parent).data.tags[note] == "the launch"
+    assert client.get_run(child).data.tags[note] == "run a"
+    assert client.get_experiment(experiment).tags[note] == "the sweep"
