@@ -66,10 +66,13 @@ def importance_section(inputs: Inputs) -> Section:
     lead = (f"A random forest ({result.n_runs} runs) learns {inputs.metric} from the swept parameters; a parameter's "
             f"importance is how much R² drops when its values are shuffled ({result.n_repeats} shuffles, mean ± std)."
             f" Out-of-bag R² of the forest: {number(result.oob_r2)}.")
+    if result.n_sampled < result.n_runs:
+        lead += (f" Each tree learns from a sample of {result.n_sampled} runs and each shuffle is scored on "
+                 f"{result.n_sampled}, so the cost does not grow with the sweep.")
     body = notes([lead]) + figure(png_bytes(plot_importance(result)), "parameter importance")
     body += table(rows, ["rank", "parameter", "importance", "importance_std"], keys="parameter")
     data = {"method": "permutation importance (R^2) of a random forest", "oob_r2": result.oob_r2,
-            "n_runs": result.n_runs, "n_repeats": result.n_repeats, "seed": result.seed, "importances": rows}
+            "n_runs": result.n_runs, "n_sampled": result.n_sampled, "n_repeats": result.n_repeats, "seed": result.seed, "importances": rows}
     return Section(key, title, body + notes(result.warnings, "warning"), data)
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from matplotlib import colormaps
 from matplotlib.cm import ScalarMappable
+from matplotlib.collections import LineCollection
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from pandas.api.types import is_numeric_dtype
@@ -31,8 +32,11 @@ def plot_parallel_coordinates(df: pd.DataFrame, columns: Sequence[str], metric: 
     norm = Normalize(np.nanmin(values), np.nanmax(values))
     cmap = colormaps["viridis_r" if mode == "min" else "viridis"]
     x = np.arange(len(axes))
-    for row, value in sorted(zip(lines, values), key=lambda p: -p[1] if mode == "min" else p[1]):
-        ax.plot(x, row, color=cmap(norm(value)), alpha=0.6, linewidth=1)
+    # Worst first, so the best runs are drawn on top; one collection for all (a Line2D per run cost 1 ms each).
+    order = np.argsort(-values if mode == "min" else values, kind="stable")
+    segments = np.empty((len(order), len(axes), 2))
+    segments[:, :, 0], segments[:, :, 1] = x, lines[order]
+    ax.add_collection(LineCollection(segments, colors=cmap(norm(values[order])), alpha=0.6, linewidths=1))
     best = int(np.nanargmin(values) if mode == "min" else np.nanargmax(values))
     ax.plot(x, lines[best], color="C3", linewidth=2.5, label=f"best {metric} = {values[best]:.4g}")
     for i, (positions, labels) in enumerate(ticks):
