@@ -325,7 +325,7 @@ def execute(plan: SweepPlan, cluster: Any, tracking_uri: str, options: Scheduler
         # The writer process writes the notes (a tag per run) while this one builds the report.
         notes = write_notes(writer.primary, store, plan, summary, analysis, collector.specs, tags or {})
         if report and status != KILLED:
-            log_report(store, plan, parent_id)
+            log_report(store, plan, parent_id, analysis.sweep)
         notes_written(notes)
     return summary
 
@@ -555,6 +555,8 @@ class Analyzed:
     runs: Any = None
     objectives: dict[str, str] | None = None
     files: list[str] = field(default_factory=list)
+    # The sweep as the analysis read it, every run written (None: not read); the report draws the same snapshot.
+    sweep: Any = None
 
 
 def analyze(uri: str, sweep: str, spec: Any, parent_id: str, primary: tuple[str, str] | None = None) -> Analyzed:
@@ -565,7 +567,8 @@ def analyze(uri: str, sweep: str, spec: Any, parent_id: str, primary: tuple[str,
     from orchestrator.analysis.spec import validate_analysis_spec
     from orchestrator.sweeps import load_sweep
 
-    runs = load_sweep(sweep, tracking_uri=uri).runs
+    loaded = load_sweep(sweep, tracking_uri=uri)
+    runs = loaded.runs
     notes: list[str] = []
     if not spec and primary is not None:
         spec, notes = default_analysis(runs, *primary)
@@ -577,7 +580,7 @@ def analyze(uri: str, sweep: str, spec: Any, parent_id: str, primary: tuple[str,
               tags={"analysis.warnings": "\n".join(warnings)} if warnings else None)
     fronts = validate_analysis_spec(spec).frontiers
     return Analyzed(warnings, list(report.summary), runs, dict(fronts[0].objectives) if fronts else None,
-                    sorted(n for n in report.files if n.endswith(".png")))
+                    sorted(n for n in report.files if n.endswith(".png")), loaded)
 
 
 def write_notes(writer: Any, store: MlflowStore, plan: SweepPlan, summary: LaunchSummary, analysis: Analyzed,
@@ -654,14 +657,21 @@ def write_sweep_view(store: MlflowStore, plan: SweepPlan, summary: LaunchSummary
     return link.link if link.saved else None
 
 
-def log_report(store: MlflowStore, plan: SweepPlan, parent_id: str) -> None:
-    """report.html (orchestrator/report/) on the launch's parent run, where MLflow shows it inline; a report that
-    cannot be built is logged, never fails the launch."""
-    from orchestrator.report import report_bytes
+def log_report(store: MlflowStore, plan: SweepPlan, parent_id: str, sweep: Any = None) -> None:
+    """report.html (orchestrator/report/) on the launch's parent run, where MLflow shows it inline; of `sweep` (a
+    `Sweep` read after the launch's last write; None: read it now). A report that cannot be built is logged, never
+    fails the launch."""
+    from orchestrator.report import build_html_report, report_bytes
 
+    metric, mode = plan.primary or ("val_loss", "min")
     try:
-        page = report_bytes(store.uri, plan.name, *(plan.primary or ("val_loss", "min")), analysis=plan.analysis,
-                            launch_run_id=parent_id)
+        if sweep is None:
+            page = report_bytes(store.uri, plan.name, metric, mode, analysis=plan.analysis, launch_run_id=parent_id)
+        else:
+            from orchestrator.sweeps import reread_launches
+
+            page = build_html_report(reread_launches(sweep), metric=metric, mode=mode, analysis=plan.analysis,
+                                     launch_run_id=parent_id).encode("utf-8")
         store.log_files(parent_id, {"report.html": page}, "")
     except Exception as exc:  # noqa: BLE001 - the runs and their analysis are logged; the page is a view of them
         log.warning("could not write the sweep's report.html: %s", exc)

@@ -147,6 +147,16 @@ def load_sweep(name: str, tracking_uri: str | None = None) -> Sweep:
     return Sweep(name, uri, experiment_id, tuple(map(tracked_run, children)), tuple(map(tracked_run, parents)), tags)
 
 
+def reread_launches(sweep: Sweep) -> Sweep:
+    """`sweep` with its launches (parent runs) read again and its runs as they were: for what was logged on a
+    launch's parent after its runs were read (the end of a launch: its analysis's metrics). Raises TrackingError."""
+    from dataclasses import replace
+
+    store = _open_store(sweep.tracking_uri, sweep.name)
+    parents = _reading(sweep.tracking_uri, sweep.name, store.parent_runs)
+    return replace(sweep, _parents=tuple(map(tracked_run, parents)))
+
+
 def require_existing_store(uri: str) -> None:
     """A local store (SQLite file, file store folder) must exist: MLflow would create an empty one on first touch."""
     path = _local_path(uri)

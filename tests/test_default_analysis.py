@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
@@ -16,9 +20,10 @@ from orchestrator.sweep.expand import plan_sweep
 NOTE = "mlflow.note.content"
 
 
-def test_every_launch_ends_with_the_front_and_a_fit_of_the_jobs_primary_metric(ray_cluster, compose, tracking_uri):
+def test_every_launch_ends_with_the_front_and_a_fit_of_the_jobs_primary_metric(ray_cluster, compose, tracking_uri,
+                                                                               tmp_path):
     summary = launch(compose("job=synthetic", "+sweep=synthetic_demo", f"tracking.uri={tracking_uri}",
-                             "sweep.params.job.sleep_s=0.05"))
+                             "sweep.params.job.sleep_s=0.05", "tracking.report=true"))
     assert summary.ok
     client = MlflowClient(tracking_uri=tracking_uri)
     parent = client.get_run(summary.parent_run_id)
@@ -34,6 +39,13 @@ def test_every_launch_ends_with_the_front_and_a_fit_of_the_jobs_primary_metric(r
                for line in summary.analysis_summary)
     artifacts = {f.path for f in client.list_artifacts(summary.parent_run_id, "analysis")}
     assert {"analysis/fit.law.png", "analysis/frontier.cost_usd-val_loss.png"} <= artifacts
+    # report.html draws the runs the analysis read, and this launch's row has what the analysis logged on it since.
+    page = Path(client.download_artifacts(summary.parent_run_id, "report.html", str(tmp_path))).read_text()
+    data = json.loads(re.search(r'id="report-data">(.*?)</script>', page, re.S).group(1))
+    row = next(r for r in data["summary"]["launches"] if r["parent_run_id"] == summary.parent_run_id)
+    assert row["frontier.cost_usd-val_loss.size"] == len(front) and row["runs_finished"] == 12
+    drawn = next(f for f in data["frontier"]["fronts"] if f["objectives"] == {"cost_usd": "min", "val_loss": "min"})
+    assert {r["run_id"] for r in drawn["front"]} == set(front["run_id"])
 
     # Notes: the experiment says what the sweep is and links its latest launch; the launch shows the front as a
     # table; every child says where it stands, and the ones that are not on the front name a run that beats them.
