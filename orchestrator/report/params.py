@@ -72,7 +72,8 @@ def importance_section(inputs: Inputs) -> Section:
     body = notes([lead]) + figure(png_bytes(plot_importance(result)), "parameter importance")
     body += table(rows, ["rank", "parameter", "importance", "importance_std"], keys="parameter")
     data = {"method": "permutation importance (R^2) of a random forest", "oob_r2": result.oob_r2,
-            "n_runs": result.n_runs, "n_sampled": result.n_sampled, "n_repeats": result.n_repeats, "seed": result.seed, "importances": rows}
+            "n_runs": result.n_runs, "n_sampled": result.n_sampled, "n_repeats": result.n_repeats,
+            "seed": result.seed, "importances": rows}
     return Section(key, title, body + notes(result.warnings, "warning"), data)
 
 
