@@ -149,3 +149,19 @@ def test_notes_the_writer_describes_after_close_land_and_a_write_that_fails_is_n
     assert client.get_run(parent).data.tags[note] == "the launch"
     assert client.get_run(child).data.tags[note] == "run a"
     assert client.get_experiment(experiment).tags[note] == "the sweep"
+
+
+def test_a_run_that_ends_while_the_writer_is_idle_still_takes_three_store_calls(tracking_uri):
+    """A run's end is its curve's last points, its results and its status: handed to the writer together, so an idle
+    writer does not write the points on their own before the rest arrives."""
+    writer = WriterCore(tracking_uri, background=True)
+    writer.open_launch("idle", "launch 1", {}, {}, {}, 1000)
+    keys = [f"k{i}" for i in range(20)]
+    for i, key in enumerate(keys):
+        writer.start(spec(key, 0.1 + i), WHERE)
+        assert writer.buffer.drain(timeout_s=30)  # the start is written: the writer waits for the next message
+        calls = writer.buffer.store.write_calls
+        writer.end(spec(key, 0.1 + i), result(key, 0.1 + i), expected=1)
+        assert writer.buffer.drain(timeout_s=30)
+        assert writer.buffer.store.write_calls - calls == 2, key  # log_batch (points and results), set_terminated
+    assert close(writer) == (True, [])
