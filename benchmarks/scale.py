@@ -321,7 +321,8 @@ def main() -> None:
               f"mean {bare:.1f}", flush=True)
         runs_per_s = args.runs / seconds
         print(f"orchestrator: {runs_per_s:.1f} runs/s ({args.runs} runs in {seconds:.0f} s) = {runs_per_s / bare:.2f}x "
-              f"the bare loop; {stats['store_calls'] / args.runs:.2f} store calls per run; writer backlog max "
+              f"the bare loop; {stats['store_calls'] / args.runs:.2f} store calls per run (and "
+              f"{stats['notes_calls']} for the launch's notes, {stats['notes_seconds']:.1f} s); writer backlog max "
               f"{stats['backlog_max']} ops; its store calls took {1000 * stats['store_seconds'] / args.runs:.1f} ms "
               f"per run ({1000 * stats['store_cpu_seconds'] / args.runs:.1f} ms CPU); curve points "
               f"{stats['points_in']} in, {stats['points_out']} out; driver "

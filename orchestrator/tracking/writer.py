@@ -84,6 +84,8 @@ class WriterCore:
         self.index_written: str | None = None
         # False for a shard that writes runs of a launch whose parent another shard owns.
         self.owns_parent = True
+        # Store calls, their seconds and CPU seconds spent writing the launch's notes (`describe`), kept apart.
+        self.described: tuple[float, float, float] = (0, 0.0, 0.0)
 
     def open_launch(self, experiment: str, name: str, params: Mapping[str, Any], tags: Mapping[str, str],
                     texts: Mapping[str, str], started_at_ms: int, resume: str | None = None) -> str | None:
@@ -201,13 +203,16 @@ class WriterCore:
         return 0.0 if self.buffer is None else self.buffer.lag()
 
     def stats(self) -> dict[str, int]:
-        """How the launch's writes went: ops received and applied, store write calls, curve points in and out, the
-        most ops ever waiting to be written (the backlog), and this process's niceness (None: left as started)."""
+        """How the launch's writes went: ops received and applied, store write calls (their seconds and CPU seconds;
+        the notes' apart), curve points in and out, the most ops ever waiting to be written (the backlog), and this
+        process's niceness (None: left as started)."""
         if self.buffer is None:
             return {}
         store = self.buffer.store
-        return {**self.buffer.stats, "store_calls": store.write_calls, "store_seconds": store.write_seconds,
-                "store_cpu_seconds": store.write_cpu_seconds, "kept": len(self.buffer.queue),
+        calls, seconds, cpu = self.described
+        return {**self.buffer.stats, "store_calls": store.write_calls - calls,
+                "store_seconds": store.write_seconds - seconds, "store_cpu_seconds": store.write_cpu_seconds - cpu,
+                "notes_calls": calls, "notes_seconds": seconds, "kept": len(self.buffer.queue),
                 "niceness": self.niceness}
 
     def outage(self) -> str | None:
@@ -255,6 +260,7 @@ class WriterCore:
         from orchestrator.tracking.store import MlflowStore
 
         store = self.buffer.store if self.buffer is not None else MlflowStore(self.uri, self.sweep, self.secrets)
+        before = (store.write_calls, store.write_seconds, store.write_cpu_seconds)
         failed: list[str] = []
         for key, value in experiment_tags.items():
             try:
@@ -266,6 +272,8 @@ class WriterCore:
                 store.log(run_id, tags=tags)
             except Exception as exc:  # noqa: BLE001 - as above
                 failed.append(f"tags {', '.join(tags)} of run {run_id}: {exc}")
+        after = (store.write_calls, store.write_seconds, store.write_cpu_seconds)
+        self.described = tuple(a - b + d for a, b, d in zip(after, before, self.described))
         return failed
 
     # -- internals ------------------------------------------------------------------------------------------------
