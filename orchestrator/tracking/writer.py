@@ -84,8 +84,8 @@ class WriterCore:
         self.index_written: str | None = None
         # False for a shard that writes runs of a launch whose parent another shard owns.
         self.owns_parent = True
-        # Store calls, their seconds and CPU seconds spent writing the launch's notes (`describe`), kept apart.
-        self.described: tuple[float, float, float] = (0, 0.0, 0.0)
+        # Store calls and their seconds spent writing the launch's notes (`describe`).
+        self.notes_calls, self.notes_seconds = 0, 0.0
 
     def open_launch(self, experiment: str, name: str, params: Mapping[str, Any], tags: Mapping[str, str],
                     texts: Mapping[str, str], started_at_ms: int, resume: str | None = None) -> str | None:
@@ -209,11 +209,9 @@ class WriterCore:
         if self.buffer is None:
             return {}
         store = self.buffer.store
-        calls, seconds, cpu = self.described
-        return {**self.buffer.stats, "store_calls": store.write_calls - calls,
-                "store_seconds": store.write_seconds - seconds, "store_cpu_seconds": store.write_cpu_seconds - cpu,
-                "notes_calls": calls, "notes_seconds": seconds, "kept": len(self.buffer.queue),
-                "niceness": self.niceness}
+        return {**self.buffer.stats, "store_calls": store.write_calls, "store_seconds": store.write_seconds,
+                "store_cpu_seconds": store.write_cpu_seconds, "notes_calls": self.notes_calls,
+                "notes_seconds": self.notes_seconds, "kept": len(self.buffer.queue), "niceness": self.niceness}
 
     def outage(self) -> str | None:
         """While the server is unreachable: since when, and how many writes wait where (else None)."""
@@ -259,8 +257,9 @@ class WriterCore:
         description is never worth failing a launch for."""
         from orchestrator.tracking.store import MlflowStore
 
-        store = self.buffer.store if self.buffer is not None else MlflowStore(self.uri, self.sweep, self.secrets)
-        before = (store.write_calls, store.write_seconds, store.write_cpu_seconds)
+        self._live()  # a launch is open: its experiment is the sweep's
+        # A store of their own, so the launch's store calls stay its runs' and the notes are counted apart.
+        store = MlflowStore(self.uri, self.sweep, self.secrets)
         failed: list[str] = []
         for key, value in experiment_tags.items():
             try:
@@ -272,8 +271,8 @@ class WriterCore:
                 store.log(run_id, tags=tags)
             except Exception as exc:  # noqa: BLE001 - as above
                 failed.append(f"tags {', '.join(tags)} of run {run_id}: {exc}")
-        after = (store.write_calls, store.write_seconds, store.write_cpu_seconds)
-        self.described = tuple(a - b + d for a, b, d in zip(after, before, self.described))
+        self.notes_calls += store.write_calls
+        self.notes_seconds += store.write_seconds
         return failed
 
     # -- internals ------------------------------------------------------------------------------------------------
