@@ -9,7 +9,9 @@ Methods: grid (8 x 8, log-spaced, in `kind: grid` order: N outer, D inner), isof
 in the box), random (log-uniform), optuna (create_study(directions=[min, min]), its default TPESampler seeded,
 ask/tell, objectives gpu_hours and val_loss), ours-frontier and ours-law (AdaptivePlanner, budget {gpu_hours: the
 grid's total}, initial 8, in_flight 8); "+es" adds early stopping (val_loss, min, min_fraction 1/16, cost gpu_hours;
-its front is the finished runs, as in the measure) to the same method. Every method is judged on both measures,
+its front is the finished runs, as in the measure) to the same method; "+oracle" adds the ceiling of that rule, a
+stopper that knows each run's own final value and stops it at the first checkpoint where that value at its full cost
+is dominated by the finished runs (adaptive_sim.OracleStopper). Every method is judged on both measures,
 except that ours-frontier is judged on the front only and ours-law on the law only. Early stopping is for the front:
 it is not run with ours-law (a law design needs the final value of every run it chose, front or not; see
 orchestrator/sweep/early_stop.py), and its savings are given on the frontier measure only.
@@ -143,7 +145,7 @@ def run_world(args: tuple[int, bool]) -> dict[str, dict[str, Any]]:
     budget = sum(gpu_hours(n, d) for n, d in grid_design)
     out: dict[str, dict[str, Any]] = {}
 
-    def measure(name: str, make: Callable[[], Method], es: bool, law: bool, law_target: float | None,
+    def measure(name: str, make: Callable[[], Method], es: bool | str, law: bool, law_target: float | None,
                 run_all: bool = False) -> LawMeter | None:
         front = FrontierMeter(world, hv_target)
         meter = LawMeter(world, budget, bootstrap, law_target) if law else None
@@ -166,15 +168,19 @@ def run_world(args: tuple[int, bool]) -> dict[str, dict[str, Any]]:
     grid_meter = measure("grid", lambda: Fixed("grid", grid_points()), False, True, None, run_all=True)
     width = grid_meter.checks[-1][3] - grid_meter.checks[-1][2]
     out["grid"]["law_target"] = width
-    plans: list[tuple[str, Callable[[], Method], bool, bool]] = [
+    plans: list[tuple[str, Callable[[], Method], bool | str, bool]] = [
         ("grid+es", lambda: Fixed("grid", grid_points()), True, False),
+        ("grid+oracle", lambda: Fixed("grid", grid_points()), "oracle", False),
         ("isoflop", lambda: Fixed("isoflop", isoflop_points()), False, True),
         ("random", lambda: Random(seed), False, True),
         ("random+es", lambda: Random(seed), True, False),
+        ("random+oracle", lambda: Random(seed), "oracle", False),
         ("optuna", lambda: OptunaMO(seed), False, False),
         ("optuna+es", lambda: OptunaMO(seed), True, False),
+        ("optuna+oracle", lambda: OptunaMO(seed), "oracle", False),
         ("ours-frontier", lambda: Ours("frontier", seed, budget), False, False),
         ("ours-frontier+es", lambda: Ours("frontier", seed, budget), True, False),
+        ("ours-frontier+oracle", lambda: Ours("frontier", seed, budget), "oracle", False),
         ("ours-law", lambda: Ours("law", seed, budget), False, True),
     ]
     for name, make, es, law in plans:
@@ -207,7 +213,7 @@ def ratios(results: list[dict], method: str, measure: str, versus: str) -> list[
 
 def table(results: list[dict]) -> None:
     names = list(results[0])
-    print(f"{'method':18} {'frontier: GPU-h/grid':>21} {'reached':>8} {'law: GPU-h/grid':>16} {'reached':>8} "
+    print(f"{'method':20} {'frontier: GPU-h/grid':>21} {'reached':>8} {'law: GPU-h/grid':>16} {'reached':>8} "
           f"{'coverage':>9} {'bias':>8} {'runs':>6} {'sim s':>6}")
     for name in names:
         rows = [r[name] for r in results]
@@ -218,7 +224,7 @@ def table(results: list[dict]) -> None:
         bias = f"{np.mean([c[1] for c in claims]):+.4f}" if claims else "-"
         law_text = f"{median(law):16.3f} {np.mean(np.isfinite(law)):8.0%}" if law else f"{'-':>16} {'-':>8}"
         front_text = f"{median(front):21.3f} {np.mean(np.isfinite(front)):8.0%}" if front else f"{'-':>21} {'-':>8}"
-        print(f"{name:18} {front_text} {law_text} {cover:>9} {bias:>8} "
+        print(f"{name:20} {front_text} {law_text} {cover:>9} {bias:>8} "
               f"{median([row['runs'] for row in rows]):6.0f} {median([row['seconds'] for row in rows]):6.1f}")
 
 
@@ -246,11 +252,12 @@ def main() -> None:
     coverage = np.mean([r["ours-law"]["claim"][0] for r in results if r["ours-law"].get("claim")])
     print("goals: frontier_vs_grid <= 0.333 and frontier_vs_random <= 0.5; law_vs_grid <= 0.25 (stretch 0.1) with "
           "law_coverage >= 0.85; early stopping saves >= 20% more")
-    savings = {m: 1.0 - median(ratios(results, f"{m}+es", "frontier", m))
-               for m in ("ours-frontier", "random", "optuna", "grid") if f"{m}+es" in results[0]}
     print(f"wall time {time.perf_counter() - start:.0f} s")
-    print("early stopping saves on the frontier measure (1 - median ratio with/without): "
-          + " ".join(f"{m}={s:.3f}" for m, s in savings.items()) + " ours-law=n/a (not for law designs)")
+    for stopper, what in (("es", "early stopping saves"), ("oracle", "its ceiling, the oracle stopper, saves")):
+        savings = {m: 1.0 - median(ratios(results, f"{m}+{stopper}", "frontier", m))
+                   for m in ("ours-frontier", "random", "optuna", "grid") if f"{m}+{stopper}" in results[0]}
+        print(f"{what} on the frontier measure (1 - median ratio with/without): "
+              + " ".join(f"{m}={s:.3f}" for m, s in savings.items()) + " ours-law=n/a (not for law designs)")
     print(f"adaptive: frontier_vs_grid={fvg:.3f} frontier_vs_random={fvr:.3f} law_vs_grid={lvg:.3f} "
           f"law_vs_random={lvr:.3f} law_coverage={coverage:.3f} seeds={seeds}")
 

@@ -9,6 +9,7 @@ failures are a function of (seed, N, D), so every method sees the same world. Ea
 1/8, 1/4, 1/2), as a job must for the stopper to see its own curve. A stopped run is charged the GPU-hours up to its
 checkpoint and ends PRUNED with its value there (its checkpoints so far are told to the method). The stopper's front
 is the finished runs (checkpoints are not added to it), the same front the benchmark's hypervolume measures.
+`OracleStopper` is the ceiling of that rule: the same checkpoints and front, with each run's own final value known.
 """
 
 from __future__ import annotations
@@ -217,13 +218,40 @@ class Trace:
     total_gpu_hours: float = 0.0
 
 
-def simulate(world: World, method: Method, budget_gpu_hours: float, early_stop: bool,
+class OracleStopper:
+    """The ceiling of early stopping's rule: at each of the same checkpoints, a run is stopped when its own final value
+    (the one it would measure, which no real stopper knows) at its full cost is dominated by the finished runs. It
+    never stops a run that ends on the front of what has finished by then, nor one that will fail (it has no final
+    value). `EarlyStopper` must guess that final value, with room for noise, so it stops no more than this."""
+
+    def __init__(self, world: World, where: Callable[[Any], tuple[float, float]]) -> None:
+        self.world, self.where = world, where
+        self.checkpoints = EarlyStopper("val_loss", "min", ES_MIN_FRACTION).checkpoints
+        self._ended: list[tuple[float, float]] = []
+
+    def report(self, key: Any, progress: float, value: float, cost_so_far: float) -> bool:
+        n, d = self.where(key)
+        if self.world.failure(n, d) is not None:
+            return False
+        cost, final = cost_so_far / progress, self.world.measured(n, d, 1.0)
+        return any(c <= cost and v <= final and (c < cost or v < final) for c, v in self._ended)
+
+    def tell(self, key: Any, status: str, metrics: dict[str, float]) -> None:
+        if status == "FINISHED":
+            self._ended.append((metrics["gpu_hours"], metrics["val_loss"]))
+
+
+def simulate(world: World, method: Method, budget_gpu_hours: float, early_stop: bool | str,
              stop: Callable[[Trace], bool] = lambda trace: False) -> Trace:
     """Run `method` against `world` until it proposes nothing more, `stop(trace)` holds after an end, or MAX_RUNS
-    runs ended, under a budget."""
-    stopper = EarlyStopper("val_loss", "min", ES_MIN_FRACTION) if early_stop else None
-    fractions = sorted(set(CHECKPOINTS) | set(stopper.checkpoints if stopper else ()))
+    runs ended, under a budget. `early_stop`: False, True (EarlyStopper) or "oracle" (OracleStopper)."""
     trace, events, running = Trace(), [], {}
+    stopper: Any = None
+    if early_stop == "oracle":
+        stopper = OracleStopper(world, lambda key: (running[key]["n"], running[key]["d"]))
+    elif early_stop:
+        stopper = EarlyStopper("val_loss", "min", ES_MIN_FRACTION)
+    fractions = sorted(set(CHECKPOINTS) | set(stopper.checkpoints if stopper else ()))
     clock, spent_ended, ids = 0.0, 0.0, itertools.count()
 
     def consumed(t: float) -> float:

@@ -157,3 +157,21 @@ def test_in_the_benchmark_simulation_a_grid_stops_runs_off_its_front_only_and_sp
         assert obs.metrics["gpu_hours"] == pytest.approx(obs.checkpoints[-1].progress * full)
         saved += full - obs.metrics["gpu_hours"]
     assert saved > 0 and stopped.total_gpu_hours == pytest.approx(plain.total_gpu_hours - saved)
+
+
+def test_the_benchmark_oracle_stops_only_runs_its_own_end_puts_off_the_front_and_bounds_the_real_stopper():
+    """adaptive_sim.OracleStopper, the ceiling printed beside early stopping: the same rule knowing each run's end."""
+    sim = _simulation()
+    world, points = sim.World("chinchilla", 0), sim.grid_points()
+    budget = sum(sim.gpu_hours(n, d) for n, d in points)
+    plain = sim.simulate(world, sim.Fixed("grid", points), budget, early_stop=False)
+    runs = {"plain": plain, "es": sim.simulate(world, sim.Fixed("grid", points), budget, early_stop=True),
+            "oracle": sim.simulate(world, sim.Fixed("grid", points), budget, early_stop="oracle")}
+    finals = [{"key": (obs.point["job.n_params"], obs.point["job.tokens"]), "gpu_hours": obs.metrics["gpu_hours"],
+               "val_loss": obs.metrics["val_loss"]} for _, obs in plain.ends if obs.status == "FINISHED"]
+    pruned = {(obs.point["job.n_params"], obs.point["job.tokens"])
+              for _, obs in runs["oracle"].ends if obs.status == "PRUNED"}
+    assert pruned and not pruned & _front(finals)  # what it stopped would have ended off the grid's measured front
+    assert all(world.failure(n, d) is None for n, d in pruned)  # a run that will fail has no end to judge
+    spent = {name: trace.total_gpu_hours for name, trace in runs.items()}
+    assert spent["oracle"] < spent["es"] < spent["plain"]
