@@ -222,7 +222,7 @@ class OracleStopper:
     """The ceiling of early stopping's rule: at each of the same checkpoints, a run is stopped when its own final value
     (the one it would measure, which no real stopper knows) at its full cost is dominated by the finished runs. It
     never stops a run that ends on the front of what has finished by then, nor one that will fail (it has no final
-    value). `EarlyStopper` must guess that final value, with room for noise, so it stops no more than this."""
+    value). `EarlyStopper` must guess that final value, with room for noise."""
 
     def __init__(self, world: World, where: Callable[[Any], tuple[float, float]]) -> None:
         self.world, self.where = world, where
