@@ -11,10 +11,11 @@ ask/tell, objectives gpu_hours and val_loss), ours-frontier and ours-law (Adapti
 grid's total}, initial 8, in_flight 8); "+es" adds early stopping (val_loss, min, min_fraction 1/16, cost gpu_hours;
 its front is the finished runs, as in the measure) to the same method; "+oracle" adds the ceiling of that rule, a
 stopper that knows each run's own final value and stops it at the first checkpoint where that value at its full cost
-is dominated by the finished runs (adaptive_sim.OracleStopper). Every method is judged on both measures,
-except that ours-frontier is judged on the front only and ours-law on the law only. Early stopping is for the front:
-it is not run with ours-law (a law design needs the final value of every run it chose, front or not; see
-orchestrator/sweep/early_stop.py), and its savings are given on the frontier measure only.
+is dominated by the finished runs (adaptive_sim.OracleStopper); grid+es and grid+oracle also run the whole grid, to
+report what stopping saves of it and how much of the plain grid's hypervolume its front keeps. Every method is judged
+on both measures, except that ours-frontier is judged on the front only and ours-law on the law only. Early stopping
+is for the front: it is not run with ours-law (a law design needs the final value of every run it chose, front or
+not; see orchestrator/sweep/early_stop.py), and its savings are given on the frontier measure only.
 
 Measures. GPU-hours consumed (every run's GPU time so far, running ones included) when:
 - frontier: the hypervolume of the finished runs first reaches 95% of the full grid's (all 64 points, no failures).
@@ -85,7 +86,7 @@ class FrontierMeter:
     """Hypervolume of a trace's finished runs after each end; when it first reached the target."""
 
     def __init__(self, world: World, target: float) -> None:
-        self.world, self.target, self.reach, self.seen = world, target, INF, 0
+        self.world, self.target, self.reach, self.seen, self.volume = world, target, INF, 0, 0.0
         self.points: list[tuple[float, float]] = []
 
     def update(self, trace: Trace) -> bool:
@@ -93,7 +94,7 @@ class FrontierMeter:
             self.seen += 1
             if obs.status == "FINISHED":
                 self.points.append((obs.point["job.n_params"], obs.point["job.tokens"]))
-                volume = hypervolume(normalised_costs(self.world, np.array(self.points)))
+                self.volume = volume = hypervolume(normalised_costs(self.world, np.array(self.points)))
                 if self.reach == INF and volume >= self.target:
                     self.reach = consumed
         return self.reach < INF
@@ -162,15 +163,17 @@ def run_world(args: tuple[int, bool]) -> dict[str, dict[str, Any]]:
         print(f"  world {seed} ({world.law}) {name}: {len(trace.ends)} runs, {time.perf_counter() - start:.1f} s",
               file=sys.stderr, flush=True)
         out[name] = {"frontier": front.reach, "total": trace.total_gpu_hours, "runs": len(trace.ends),
-                     "seconds": time.perf_counter() - start, "meter": meter}
+                     "seconds": time.perf_counter() - start, "meter": meter,
+                     "volume": front.volume / (hv_target / HV_FRACTION)}
         return meter
 
     grid_meter = measure("grid", lambda: Fixed("grid", grid_points()), False, True, None, run_all=True)
     width = grid_meter.checks[-1][3] - grid_meter.checks[-1][2]
     out["grid"]["law_target"] = width
+    # The grid with a stopper runs to its end too: what early stopping saves of a whole grid, and what front it keeps.
+    measure("grid+es", lambda: Fixed("grid", grid_points()), True, False, None, run_all=True)
+    measure("grid+oracle", lambda: Fixed("grid", grid_points()), "oracle", False, None, run_all=True)
     plans: list[tuple[str, Callable[[], Method], bool | str, bool]] = [
-        ("grid+es", lambda: Fixed("grid", grid_points()), True, False),
-        ("grid+oracle", lambda: Fixed("grid", grid_points()), "oracle", False),
         ("isoflop", lambda: Fixed("isoflop", isoflop_points()), False, True),
         ("random", lambda: Random(seed), False, True),
         ("random+es", lambda: Random(seed), True, False),
@@ -258,6 +261,11 @@ def main() -> None:
                    for m in ("ours-frontier", "random", "optuna", "grid") if f"{m}+{stopper}" in results[0]}
         print(f"{what} on the frontier measure (1 - median ratio with/without): "
               + " ".join(f"{m}={s:.3f}" for m, s in savings.items()) + " ours-law=n/a (not for law designs)")
+        whole = [1.0 - r[f"grid+{stopper}"]["total"] / r["grid"]["total"] for r in results]
+        kept = [r[f"grid+{stopper}"]["volume"] / r["grid"]["volume"] for r in results]  # the same failures
+        print(f"  the whole 8x8 grid run to its end: {median(whole):.1%} fewer GPU-hours (worlds {min(whole):.1%} to "
+              f"{max(whole):.1%}), its front keeping {median(kept):.2%} of the plain grid's hypervolume (lowest "
+              f"{min(kept):.2%})")
     print(f"adaptive: frontier_vs_grid={fvg:.3f} frontier_vs_random={fvr:.3f} law_vs_grid={lvg:.3f} "
           f"law_vs_random={lvr:.3f} law_coverage={coverage:.3f} seeds={seeds}")
 
