@@ -63,6 +63,7 @@ from adaptive_sim import (  # noqa: E402
     D_RANGE, LAWS, N_RANGE, Fixed, Method, OptunaMO, Ours, Random, Trace, World, gpu_hours, grid_points,
     isoflop_points, simulate)
 
+from orchestrator.analysis._skyline import nondominated  # noqa: E402
 from orchestrator.sweep.adaptive.improvement import hypervolume  # noqa: E402
 from orchestrator.sweep.adaptive.lawfit import estimate, law_rows  # noqa: E402
 from orchestrator.sweep.adaptive.spec import LawSpec  # noqa: E402
@@ -204,8 +205,7 @@ def front_share(law: str) -> float:
     world, points = World(law, 0), grid_points()
     cost = np.array([gpu_hours(n, d) for n, d in points])
     loss = np.array([world.loss(n, d) for n, d in points])
-    on_front = [not np.any((cost <= c) & (loss <= v) & ((cost < c) | (loss < v))) for c, v in zip(cost, loss)]
-    return float(cost[on_front].sum() / cost.sum())
+    return float(cost[nondominated(np.column_stack([cost, loss]))].sum() / cost.sum())
 
 
 def median(values: list[float]) -> float:
